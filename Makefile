@@ -1,0 +1,60 @@
+# agora: `make demo` and `make test` bootstrap everything they need (idempotently) and then run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.bootstrap-stamp
+NODE_STAMP := node_modules/.bootstrap-stamp
+
+# Offline Solidity: py-solc-x finds the repo's solc wrapper; Ape keeps its data inside the repo.
+export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
+export APE_DATA_FOLDER := $(CURDIR)/.agora/ape
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help bootstrap contracts demo test test-only lint fmt bench clean
+
+help:  ## Show the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (agora needs Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (agora needs node 20 + npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+bootstrap: $(STAMP) $(NODE_STAMP)  ## Install the Python venv and node tools (skips what is up to date).
+
+contracts: bootstrap  ## Compile the Solidity contracts with Ape (offline).
+	$(BIN)/ape compile
+
+demo: bootstrap contracts  ## Run the scripted economy on a fresh local chain.
+	$(BIN)/agora demo
+
+lint: bootstrap  ## ruff (lint + format check) and mypy strict.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: bootstrap  ## Format and auto-fix.
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: bootstrap contracts lint test-only  ## Lint, types, and the whole test suite.
+
+test-only:  ## The test suite alone (assumes bootstrap).
+	$(BIN)/pytest
+
+bench: bootstrap contracts  ## Run the benchmarks in bench/ and print their figures.
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:  ## Remove build output and local state (keeps .venv and node_modules).
+	rm -rf .build .agora .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts

@@ -1,0 +1,143 @@
+"""Compile and deploy agora's contracts with Ape, and write the deployment manifest."""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from marketplace.chain.ape_env import configure_ape_environment
+from marketplace.chain.manifest import ABI, DeployedContract, Deployment, abi_id
+from marketplace.paths import project_root
+
+if TYPE_CHECKING:
+    from ape.api import AccountAPI, ProviderAPI
+
+LOCAL_NETWORK = "ethereum:local:node"
+DEFAULT_TOKEN_SUPPLY = 1_000_000_000 * 10**18
+"""One billion AGT in base units, minted once to the treasury."""
+
+
+class DeployError(RuntimeError):
+    """Deployment could not proceed; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """Where and as whom to deploy."""
+
+    network: str = LOCAL_NETWORK
+    rpc_url: str | None = None
+    account: str | None = None
+    """Ape account alias; None uses Ape's first test account (local chains only)."""
+    treasury: str | None = None
+    """Receives the token supply and protocol fees; defaults to the deployer."""
+    token_supply: int = DEFAULT_TOKEN_SUPPLY
+
+
+@dataclass
+class DeployContext:
+    """What each deploy step sees: the deployer, the compiled project and what is already deployed."""
+
+    deployer: AccountAPI
+    project: Any
+    treasury: str
+    settings: DeploySettings
+    deployed: dict[str, Any]
+
+
+DeployStep = Callable[[DeployContext], Any]
+"""Deploys one contract and returns the Ape ContractInstance."""
+
+
+def _deploy_token(ctx: DeployContext) -> Any:
+    return ctx.deployer.deploy(ctx.project.AgoraToken, ctx.treasury, ctx.settings.token_supply)
+
+
+DEPLOY_PLAN: list[tuple[str, DeployStep]] = [
+    ("AgoraToken", _deploy_token),
+]
+"""Contracts in dependency order; later steps read earlier addresses from ctx.deployed."""
+
+
+@contextmanager
+def ape_connection(settings: DeploySettings) -> Iterator[ProviderAPI]:
+    """Connect Ape to the network named in settings (a local anvil when rpc_url is given)."""
+    configure_ape_environment()
+    import ape
+    from ape.exceptions import ApeException, NetworkError
+
+    provider_settings = {"uri": settings.rpc_url} if settings.rpc_url else {}
+    try:
+        choice = ape.networks.parse_network_choice(settings.network, provider_settings=provider_settings)
+    except NetworkError as exc:
+        first_line = str(exc).splitlines()[0].rstrip(". ")
+        raise DeployError(
+            f"unknown network {settings.network!r} ({first_line}); `ape networks list` shows the choices"
+        ) from exc
+    if settings.account is None and not settings.network.startswith("ethereum:local"):
+        raise DeployError(f"--account (an Ape account alias) is required to deploy to {settings.network}")
+    try:
+        provider = choice.__enter__()
+    except ApeException as exc:
+        raise DeployError(f"cannot connect to {settings.network}: {str(exc).splitlines()[0]}") from exc
+    try:
+        yield provider
+    finally:
+        choice.__exit__(None, None, None)
+
+
+def _deployer(settings: DeploySettings) -> AccountAPI:
+    import ape
+
+    if settings.account is None:
+        return ape.accounts.test_accounts[0]
+    try:
+        return ape.accounts.load(settings.account)
+    except Exception as exc:  # Ape raises several types for a missing alias
+        raise DeployError(f"no Ape account named {settings.account!r}: {exc}") from exc
+
+
+def deploy(settings: DeploySettings) -> Deployment:
+    """Deploy the whole contract set and return its manifest (not yet saved)."""
+    # Ape's node provider probes an IPC path first, and web3 leaks that socket when the probe
+    # fails; collect it here, quietly, instead of letting a ResourceWarning surface later.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            return _deploy(settings)
+        finally:
+            gc.collect()
+
+
+def _deploy(settings: DeploySettings) -> Deployment:
+    with ape_connection(settings) as provider:
+        import ape
+
+        project = ape.Project(project_root())
+        deployer = _deployer(settings)
+        ctx = DeployContext(deployer, project, settings.treasury or deployer.address, settings, {})
+        records: dict[str, DeployedContract] = {}
+        abis: dict[str, ABI] = {}
+        for name, step in DEPLOY_PLAN:
+            instance = step(ctx)
+            ctx.deployed[name] = instance
+            abi: ABI = [entry.model_dump(mode="json", by_alias=True) for entry in instance.contract_type.abi]
+            receipt = provider.get_receipt(instance.txn_hash)
+            records[name] = DeployedContract(
+                address=instance.address, abi_id=abi_id(abi), block=receipt.block_number, tx_hash=instance.txn_hash
+            )
+            abis[abi_id(abi)] = abi
+        return Deployment(
+            chain_id=provider.chain_id,
+            network=settings.network,
+            rpc_url=settings.rpc_url or getattr(provider, "uri", ""),
+            deployer=deployer.address,
+            treasury=ctx.treasury,
+            block=ape.chain.blocks.head.number or 0,
+            contracts=records,
+            abis=abis,
+        )

@@ -1,0 +1,117 @@
+"""The `agora` command: run a local chain, deploy the contracts, and run economy demos."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marketplace.chain.deploy import LOCAL_NETWORK, DeployError, DeploySettings, deploy
+from marketplace.chain.manifest import Deployment, default_manifest_path
+from marketplace.chain.node import LOCAL_CHAIN_ID, NodeError, rpc_call, running_daemon, start_daemon, stop_daemon
+from marketplace.paths import MissingToolError
+
+app = typer.Typer(help="agora: autonomous agent economies on a real EVM.", no_args_is_help=True)
+chain_app = typer.Typer(help="Run a local anvil chain with agora's contracts, or deploy to another network.")
+app.add_typer(chain_app, name="chain")
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+USER_ERRORS = (MissingToolError, NodeError, DeployError, FileNotFoundError, ValueError)
+
+
+def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Report expected failures as one readable line and exit 1 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _print_deployment(deployment: Deployment, manifest: Path) -> None:
+    table = Table(title=f"agora on chain {deployment.chain_id} ({deployment.network})")
+    table.add_column("contract")
+    table.add_column("address")
+    table.add_column("block", justify="right")
+    for name, record in deployment.contracts.items():
+        table.add_row(name, record.address, str(record.block))
+    console.print(table)
+    console.print(f"RPC      {deployment.rpc_url}")
+    console.print(f"manifest {manifest}")
+
+
+@chain_app.command("up")
+@friendly_errors
+def chain_up(
+    port: Annotated[int | None, typer.Option(help="Local RPC port (default: a free one).")] = None,
+    network: Annotated[str, typer.Option(help="Ape network choice, e.g. ethereum:sepolia:node.")] = LOCAL_NETWORK,
+    account: Annotated[str | None, typer.Option(help="Ape account alias that deploys (non-local networks).")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="Where to write the deployment manifest.")] = None,
+) -> None:
+    """Start anvil (local network) and deploy the contracts; or deploy to --network with --account."""
+    if network == LOCAL_NETWORK:
+        info = start_daemon(port)
+        console.print(f"anvil running at {info.rpc_url} (chain id {info.chain_id}, pid {info.pid})")
+        try:
+            deployment = deploy(DeploySettings(network=network, rpc_url=info.rpc_url, account=account))
+        except BaseException:
+            stop_daemon()
+            raise
+    else:
+        deployment = deploy(DeploySettings(network=network, account=account))
+    _print_deployment(deployment, deployment.save(manifest))
+
+
+@chain_app.command("status")
+@friendly_errors
+def chain_status() -> None:
+    """Show the running local chain, its head block and the deployed contracts."""
+    info = running_daemon()
+    if info is None:
+        console.print("no local chain is running (start one with `agora chain up`)")
+        raise typer.Exit(1)
+    head = int(str(rpc_call(info.rpc_url, "eth_blockNumber")), 16)
+    console.print(f"anvil at {info.rpc_url}, chain id {info.chain_id}, pid {info.pid}, head block {head}")
+    path = default_manifest_path(LOCAL_CHAIN_ID)
+    if path.exists():
+        _print_deployment(Deployment.load(path), path)
+
+
+@chain_app.command("down")
+@friendly_errors
+def chain_down() -> None:
+    """Stop the local chain started by `agora chain up`."""
+    info = stop_daemon()
+    if info is None:
+        console.print("no local chain was running")
+        return
+    default_manifest_path(info.chain_id).unlink(missing_ok=True)
+    console.print(f"stopped anvil at {info.rpc_url} (pid {info.pid})")
+
+
+@app.command("demo")
+@friendly_errors
+def demo() -> None:
+    """Bring up a fresh chain, run the scripted economy, print the outcome, and shut everything down."""
+    from marketplace.sim.token_demo import run_token_demo
+
+    run_token_demo(console)
+
+
+if __name__ == "__main__":
+    app()

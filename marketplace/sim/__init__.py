@@ -1,0 +1,1 @@
+"""Economy runner: scenarios, demos and reports."""
