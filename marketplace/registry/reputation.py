@@ -1,0 +1,53 @@
+"""Where the registry gets receipt-backed reputation: a small protocol, an in-memory source, and the chain."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from marketplace.registry.models import Reputation
+
+
+@runtime_checkable
+class ReputationSource(Protocol):
+    """Reads the reputation of owner accounts (Ethereum addresses)."""
+
+    async def reputation(self, owner: str) -> Reputation:
+        """Reputation of one owner; an unknown owner has Reputation() (all zero)."""
+        ...
+
+
+class StaticReputation:
+    """Reputation from a mapping (tests, demos without a chain); unknown owners score zero."""
+
+    def __init__(self, table: Mapping[str, Reputation] | None = None) -> None:
+        self.table = {k.lower(): v for k, v in (table or {}).items()}
+
+    async def reputation(self, owner: str) -> Reputation:
+        """The mapped reputation, or zero."""
+        return self.table.get(owner.lower(), Reputation())
+
+    def set(self, owner: str, reputation: Reputation) -> None:
+        """Change an owner's reputation (as a settled receipt would)."""
+        self.table[owner.lower()] = reputation
+
+
+class ChainReputation:
+    """Reputation read from AgentRegistry through its typed client (marketplace.chain.agent_registry).
+
+    The client is passed in (anything with `async reputation(owner)` returning an object with
+    count/volume/score, or a (count, volume, score) tuple), so the registry does not depend on
+    the contract's Python module at import time.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def reputation(self, owner: str) -> Reputation:
+        """The owner's receipts as AgentRegistry records them."""
+        raw = await self.client.reputation(owner)
+        if isinstance(raw, tuple):
+            count, volume, score = raw
+        else:
+            count, volume, score = raw.count, raw.volume, raw.score
+        return Reputation(count=int(count), volume=int(volume), score=int(score))
