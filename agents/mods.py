@@ -1,0 +1,193 @@
+"""Middleware ("mods", Flower style): small async callables `mod(msg, ctx, next)` stacked around every handler.
+
+Two stacks run per message. Envelope mods guard the transport (HTTP): size, signature, sender, target,
+expiry, replay; a rejection becomes an HTTP 4xx whose body is an ErrorReply, and nothing reaches a
+handler. Handler mods wrap every handler: metering, schema validation and any user mod (budget guard…);
+a rejection there is sent back to the (already authenticated) sender as an ErrorReply message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pydantic.v1 import ValidationError
+from uagents import Model
+from uagents_core.envelope import Envelope
+from uagents_core.identity import is_user_address
+
+from agents.clock import Clock
+from agents.crypto import SignatureError, verify_envelope
+from agents.store import AgentStore
+from protocols.errors import ErrorCode
+
+
+class Rejected(Exception):
+    """A mod refused a message; `code` is an ErrorCode, `detail` is safe to send back."""
+
+    def __init__(self, code: str, detail: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+@dataclass(slots=True)
+class Inbound:
+    """One incoming message as mods see it; `envelope` is None for in-process delivery (never signed)."""
+
+    sender: str
+    target: str
+    schema_digest: str
+    payload: str
+    session: uuid.UUID
+    size: int
+    envelope: Envelope | None = None
+    message: Model | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Transport limits enforced by the default mods."""
+
+    max_message_bytes: int = 64 * 1024
+    max_envelope_ttl: float = 300.0
+    clock_skew: float = 5.0
+    allowed_senders: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Counters the metering mod keeps: handled messages per schema, rejections per code, time in handlers."""
+
+    handled: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    handler_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModContext:
+    """What a mod may use: the agent address, its store, clock, limits, metrics, logger and known models."""
+
+    address: str
+    store: AgentStore
+    clock: Clock
+    limits: Limits
+    metrics: Metrics
+    logger: logging.Logger
+    models: Mapping[str, type[Model]]
+
+
+Next = Callable[[Inbound, ModContext], Awaitable[None]]
+Mod = Callable[[Inbound, ModContext, Next], Awaitable[None]]
+
+
+def compose(mods: Sequence[Mod], terminal: Next) -> Next:
+    """Wrap `terminal` in `mods`, first mod outermost."""
+    chain = terminal
+    for mod in reversed(mods):
+        chain = _bind(mod, chain)
+    return chain
+
+
+def _bind(mod: Mod, nxt: Next) -> Next:
+    async def call(msg: Inbound, ctx: ModContext) -> None:
+        await mod(msg, ctx, nxt)
+
+    return call
+
+
+# --- envelope mods (HTTP delivery) ----------------------------------------------------------------
+async def limit_size(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
+    """Refuse bodies above `limits.max_message_bytes` (also applied to in-process payloads)."""
+    if msg.size > ctx.limits.max_message_bytes:
+        raise Rejected(ErrorCode.TOO_LARGE, f"{msg.size} bytes > {ctx.limits.max_message_bytes}", status=413)
+    await nxt(msg, ctx)
+
+
+async def verify_signature(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
+    """Require an agent sender whose key signed the envelope (uAgents lets `user…` senders skip signing)."""
+    env = msg.envelope
+    if env is not None:
+        if is_user_address(env.sender):
+            raise Rejected(ErrorCode.BAD_SENDER, "unsigned user senders are not accepted", status=401)
+        try:
+            verify_envelope(env)
+        except SignatureError as err:
+            raise Rejected(ErrorCode.BAD_SIGNATURE, str(err), status=401) from err
+    await nxt(msg, ctx)
+
+
+async def check_sender(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
+    """Refuse senders outside `limits.allowed_senders` (when set) and envelopes meant for another agent."""
+    allowed = ctx.limits.allowed_senders
+    if allowed is not None and msg.sender not in allowed:
+        raise Rejected(ErrorCode.BAD_SENDER, "sender not allowed", status=403)
+    if msg.target != ctx.address:
+        raise Rejected(ErrorCode.WRONG_TARGET, "envelope is addressed to another agent", status=404)
+    await nxt(msg, ctx)
+
+
+async def check_expiry(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
+    """Require `expires` in (now, now + max_envelope_ttl]: bounded expiry keeps the replay table bounded."""
+    env = msg.envelope
+    if env is not None:
+        now = ctx.clock.now()
+        if env.expires is None:
+            raise Rejected(ErrorCode.EXPIRED, "envelope has no expiry")
+        if env.expires < now - ctx.limits.clock_skew:
+            raise Rejected(ErrorCode.EXPIRED, "envelope expired")
+        if env.expires > now + ctx.limits.max_envelope_ttl + ctx.limits.clock_skew:
+            raise Rejected(ErrorCode.EXPIRED, "envelope expiry too far in the future")
+    await nxt(msg, ctx)
+
+
+async def guard_replay(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
+    """Accept each signed envelope once per sender, persisted so a restart does not reopen replays."""
+    env = msg.envelope
+    if env is not None:
+        # The signed digest covers session, payload, expiry and nonce: it is the message id.
+        message_id = env._digest().hex()
+        expires = float(env.expires or 0) + ctx.limits.clock_skew
+        if not ctx.store.remember_message(env.sender, message_id, expires):
+            raise Rejected(ErrorCode.REPLAYED, "envelope already received", status=409)
+    await nxt(msg, ctx)
+
+
+ENVELOPE_MODS: tuple[Mod, ...] = (limit_size, verify_signature, check_sender, check_expiry, guard_replay)
+"""The default transport guard, in order: cheap checks first, the replay table written last."""
+
+
+# --- handler mods ---------------------------------------------------------------------------------
+async def meter(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
+    """Count handled and rejected messages and time spent in handlers; log rejections once."""
+    started = time.perf_counter()
+    try:
+        await nxt(msg, ctx)
+    except Rejected as err:
+        ctx.metrics.rejected[err.code] += 1
+        ctx.logger.info("rejected %s from %s: %s", err.code, msg.sender[:16], err.detail)
+        raise
+    finally:
+        ctx.metrics.handler_seconds += time.perf_counter() - started
+    ctx.metrics.handled[msg.schema_digest] += 1
+
+
+async def validate_schema(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
+    """Parse the payload into its declared model; unknown or malformed payloads become typed rejections."""
+    model = ctx.models.get(msg.schema_digest)
+    if model is None:
+        raise Rejected(ErrorCode.UNKNOWN_SCHEMA, f"no handler for schema {msg.schema_digest[:20]}…")
+    try:
+        msg.message = model.parse_raw(msg.payload)
+    except (ValidationError, ValueError, TypeError) as err:
+        raise Rejected(ErrorCode.MALFORMED, f"payload does not match {model.__name__}") from err
+    await nxt(msg, ctx)
+
+
+HANDLER_MODS: tuple[Mod, ...] = (meter, limit_size, validate_schema)
+"""The default handler stack; user mods run inside it, after the message is typed."""

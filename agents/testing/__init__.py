@@ -1,0 +1,1 @@
+"""Test support shipped with agora: conformance suites and offline test doubles for your own agents."""

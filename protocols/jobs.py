@@ -1,0 +1,62 @@
+"""Job messages: inference calls with output commitments, training jobs with artifact hashes and metrics."""
+
+from __future__ import annotations
+
+from uagents_core.protocol import ProtocolSpecification
+
+from protocols.errors import ErrorReply
+from protocols.model import Model
+
+
+class InferenceRequest(Model):
+    """Run `model_id` on `inputs` for an agreed `price` (base units)."""
+
+    job_id: str
+    model_id: str
+    inputs: list[list[float]]
+    price: int
+
+
+class InferenceResult(Model):
+    """The outputs plus `output_commitment` (0x-hex keccak/sha256 of the canonical outputs) validators recheck."""
+
+    job_id: str
+    model_id: str
+    outputs: list[list[float]]
+    output_commitment: str
+
+
+class TrainingRequest(Model):
+    """Train from `base_model_id` on a dataset reference; `escrow_job_id` names the funded JobEscrow job."""
+
+    job_id: str
+    base_model_id: str
+    dataset_ref: str
+    epochs: int
+    price: int
+    escrow_job_id: int
+
+
+class TrainingResult(Model):
+    """The trained artifact's 0x-hex hash and its evaluation metrics."""
+
+    job_id: str
+    artifact_hash: str
+    metrics: dict[str, float]
+
+
+SPEC = ProtocolSpecification(
+    name="agora-jobs",
+    version="1.0.0",
+    interactions={
+        InferenceRequest: {InferenceResult, ErrorReply},
+        TrainingRequest: {TrainingResult, ErrorReply},
+        InferenceResult: set(),
+        TrainingResult: set(),
+    },
+    roles={
+        "buyer": {InferenceResult, TrainingResult},
+        "seller": {InferenceRequest, TrainingRequest},
+    },
+)
+"""Roles: a seller receives requests; a buyer receives results."""

@@ -1,0 +1,129 @@
+"""The offline-safe runtime: start-up time, in-process request/reply, typed errors, mods, no stray files."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from uagents import Context, Model
+
+from agents.base import AgentDeps, AgoraAgent, RemoteError, running
+from agents.mods import Inbound, ModContext, Next, Rejected
+from agents.resolver import StaticResolver
+from agents.testing.doubles import Probe
+from protocols.errors import ErrorCode, ErrorReply
+from protocols.jobs import InferenceRequest, InferenceResult
+
+Factory = Callable[..., AgoraAgent]
+
+
+def _request(job_id: str = "j1") -> InferenceRequest:
+    return InferenceRequest(job_id=job_id, model_id="m", inputs=[[1.0, 2.0]], price=5)
+
+
+def _echo_seller(agent: AgoraAgent, calls: list[str]) -> None:
+    async def handle(ctx: Context, sender: str, msg: InferenceRequest) -> None:
+        calls.append(msg.job_id)
+        if msg.job_id == "crash":
+            raise RuntimeError("boom")
+        result = InferenceResult(job_id=msg.job_id, model_id=msg.model_id, outputs=msg.inputs, output_commitment="0x")
+        await ctx.send(sender, result)
+
+    agent.on_message(InferenceRequest, replies=InferenceResult)(handle)
+
+
+async def test_start_firstHandledMessageUnderOneSecond(make_agent: Factory) -> None:
+    started = time.perf_counter()
+    seller, buyer = make_agent("seller"), make_agent("buyer")
+    calls: list[str] = []
+    _echo_seller(seller, calls)
+    async with running(seller, buyer):
+        reply = await buyer.request(seller.address, _request(), InferenceResult)
+    assert reply.outputs == [[1.0, 2.0]]
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_start_writesNothingInWorkingDirectory(make_agent: Factory, tmp_path: Path) -> None:
+    before = set(os.listdir("."))
+    agent = make_agent("quiet")
+    async with running(agent):
+        assert agent.endpoint.startswith("http://127.0.0.1:")
+    assert set(os.listdir(".")) == before
+    assert (tmp_path / "quiet" / "state.sqlite3").exists()
+
+
+async def test_handler_crash_answersInternalErrorAndAgentSurvives(make_agent: Factory) -> None:
+    seller, buyer = make_agent("seller"), make_agent("buyer")
+    calls: list[str] = []
+    _echo_seller(seller, calls)
+    async with running(seller, buyer):
+        with pytest.raises(RemoteError) as err:
+            await buyer.request(seller.address, _request("crash"), InferenceResult)
+        assert err.value.code == ErrorCode.INTERNAL
+        assert (await buyer.request(seller.address, _request("ok"), InferenceResult)).job_id == "ok"
+
+
+async def test_malformedPayload_answeredWithErrorReplyNoSideEffect(make_agent: Factory, tmp_path: Path) -> None:
+    seller = make_agent("seller")
+    calls: list[str] = []
+    _echo_seller(seller, calls)
+    probe = Probe.create(tmp_path / "probe")
+    async with running(seller, probe):
+        digest = Model.build_schema_digest(InferenceRequest)
+        reply = await probe.ask_raw(seller.address, digest, '{"job_id": 3}')
+        unknown = await probe.ask_raw(seller.address, "model:" + "0" * 64, "{}")
+    assert isinstance(reply, ErrorReply)
+    assert reply.code == ErrorCode.MALFORMED
+    assert unknown.code == ErrorCode.UNKNOWN_SCHEMA
+    assert calls == []
+    assert seller.metrics.rejected[ErrorCode.MALFORMED] == 1
+
+
+async def test_use_userModRejectsBeforeHandler(make_agent: Factory) -> None:
+    seller, buyer = make_agent("seller"), make_agent("buyer")
+    calls: list[str] = []
+    _echo_seller(seller, calls)
+
+    async def budget_guard(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
+        if isinstance(msg.message, InferenceRequest) and msg.message.price < 10:
+            raise Rejected(ErrorCode.REJECTED, "price below 10")
+        await nxt(msg, ctx)
+
+    seller.use(budget_guard)
+    async with running(seller, buyer):
+        with pytest.raises(RemoteError, match="price below 10"):
+            await buyer.request(seller.address, _request(), InferenceResult)
+    assert calls == []
+
+
+async def test_store_survivesRestart(make_agent: Factory) -> None:
+    first = make_agent("keeper")
+    first.store.put_job("j1", "inference", "done", {"price": 2**200}, now=1.0)
+    first.store.record_voucher("0xch", 3, 2**255, "0xsig")
+    await first.stop()
+    again = make_agent("keeper")
+    assert again.store.get_job("j1") == {
+        "job_id": "j1",
+        "kind": "inference",
+        "state": "done",
+        "data": {"price": 2**200},
+    }
+    assert again.store.latest_voucher("0xch") == (3, 2**255, "0xsig")
+
+
+async def test_wallet_neverShowsKeyMaterial(make_agent: Factory) -> None:
+    agent = make_agent("secretive")
+    key_hex = agent.keys.account.key.hex()
+    for text in (repr(agent.keys), str(agent.keys), repr(agent.settings), repr(agent.keys.identity)):
+        assert key_hex not in text
+        assert "seed-secretive" not in text
+
+
+async def test_resolver_unknownDestination_raisesDeliveryError(make_agent: Factory) -> None:
+    agent = make_agent("lonely", AgentDeps(resolver=StaticResolver()))
+    async with running(agent):
+        with pytest.raises(Exception, match="unresolved"):
+            await agent.send("agent1qunknown", _request())
