@@ -33,8 +33,8 @@ class RecommenderWorld:
 def world() -> RecommenderWorld:
     """Pre-train the base recommender on general items (as seller A would) and sample catalogue 0's data."""
     spec = RecommenderSpec()
-    base_train, base_heldout = split(make_interactions(spec, 12_000, seed=1), 0.2, seed=0)
-    base_model, _ = fine_tune(build_model(spec, seed=7), base_train, epochs=4, lr=0.01, seed=0, batch_size=256)
+    base_train, base_heldout = split(make_interactions(spec, 20_000, seed=1), 0.2, seed=0)
+    base_model, _ = fine_tune(build_model(spec, seed=7), base_train, epochs=5, lr=0.01, seed=0, batch_size=256)
     assert isinstance(base_model, TwoTowerRecommender)
     catalogue = make_interactions(spec, 3_000, seed=2, items=catalogue_items(spec, 0))
     catalogue_train, catalogue_heldout = split(catalogue, 0.25, seed=0)
