@@ -26,6 +26,18 @@ class DeployError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class StakingConfig:
+    """ValidatorStaking tunables fixed at deployment (seconds and basis points)."""
+
+    min_stake: int = 100 * 10**18
+    unbonding_period: int = 7 * 24 * 3600
+    dispute_window: int = 24 * 3600
+    """Must be shorter than unbonding_period, so voters stay slashable until resolution."""
+    slash_bps: int = 1_000
+    treasury_bps: int = 2_000
+
+
+@dataclass(frozen=True)
 class DeploySettings:
     """Where and as whom to deploy."""
 
@@ -57,8 +69,59 @@ def _deploy_token(ctx: DeployContext) -> Any:
     return ctx.deployer.deploy(ctx.project.AgoraToken, ctx.treasury, ctx.settings.token_supply)
 
 
+STAKING_CONFIG = StakingConfig()
+"""ValidatorStaking tunables used by `agora chain up` and local_chain()."""
+
+
+def _deploy_agent_registry(ctx: DeployContext) -> Any:
+    return ctx.deployer.deploy(ctx.project.AgentRegistry, ctx.deployer.address)
+
+
+def _deploy_model_registry(ctx: DeployContext) -> Any:
+    return ctx.deployer.deploy(ctx.project.ModelRegistry)
+
+
+def _deploy_staking(ctx: DeployContext) -> Any:
+    config = STAKING_CONFIG
+    return ctx.deployer.deploy(
+        ctx.project.ValidatorStaking,
+        ctx.deployed["AgoraToken"].address,
+        ctx.treasury,
+        (config.min_stake, config.unbonding_period, config.dispute_window, config.slash_bps, config.treasury_bps),
+    )
+
+
+def _deploy_escrow(ctx: DeployContext) -> Any:
+    escrow = ctx.deployer.deploy(
+        ctx.project.JobEscrow,
+        ctx.deployed["AgoraToken"].address,
+        ctx.deployed["ModelRegistry"].address,
+        ctx.deployed["AgentRegistry"].address,
+        ctx.deployed["ValidatorStaking"].address,
+    )
+    # Reputation is receipt-backed: only settlement contracts may write it.
+    ctx.deployed["AgentRegistry"].setRecorder(escrow.address, True, sender=ctx.deployer)
+    return escrow
+
+
+def _deploy_channels(ctx: DeployContext) -> Any:
+    channels = ctx.deployer.deploy(
+        ctx.project.PaymentChannels,
+        ctx.deployed["AgoraToken"].address,
+        ctx.deployed["ModelRegistry"].address,
+        ctx.deployed["AgentRegistry"].address,
+    )
+    ctx.deployed["AgentRegistry"].setRecorder(channels.address, True, sender=ctx.deployer)
+    return channels
+
+
 DEPLOY_PLAN: list[tuple[str, DeployStep]] = [
     ("AgoraToken", _deploy_token),
+    ("AgentRegistry", _deploy_agent_registry),
+    ("ModelRegistry", _deploy_model_registry),
+    ("ValidatorStaking", _deploy_staking),
+    ("JobEscrow", _deploy_escrow),
+    ("PaymentChannels", _deploy_channels),
 ]
 """Contracts in dependency order; later steps read earlier addresses from ctx.deployed."""
 

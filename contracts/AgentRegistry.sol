@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IAgentRegistry} from "./interfaces/IAgentRegistry.sol";
+
+/// @title AgentRegistry
+/// @notice Agent identities and receipt-backed reputation.
+/// @dev Anyone may register an identity, but only recorder contracts (set by the owner at
+///      deployment: JobEscrow and PaymentChannels) can write reputation, and they do so only
+///      inside a settlement that moves tokens. Feedback therefore always costs real payment.
+contract AgentRegistry is IAgentRegistry, Ownable {
+    uint8 private constant MAX_SCORE = 100;
+
+    mapping(address owner => Agent) private _agents;
+    mapping(address subject => Reputation) private _reputations;
+    mapping(address recorder => bool) private _recorders;
+
+    /// @param initialOwner May set recorders (the deployer, which wires the settlement contracts).
+    constructor(address initialOwner) Ownable(initialOwner) {}
+
+    /// @inheritdoc IAgentRegistry
+    function register(string calldata agentAddress, Role role, string calldata metadataURI) external {
+        if (bytes(agentAddress).length == 0) revert EmptyAgentAddress();
+        _agents[msg.sender] = Agent({
+            agentAddress: agentAddress,
+            metadataURI: metadataURI,
+            role: role,
+            registeredAt: uint64(block.timestamp)
+        });
+        emit AgentRegistered(msg.sender, agentAddress, role, metadataURI);
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function updateMetadata(string calldata metadataURI) external {
+        Agent storage agent = _agents[msg.sender];
+        if (agent.registeredAt == 0) revert AgentNotRegistered(msg.sender);
+        agent.metadataURI = metadataURI;
+        emit MetadataUpdated(msg.sender, metadataURI);
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function setRecorder(address recorder, bool allowed) external onlyOwner {
+        if (recorder == address(0)) revert ZeroAddress();
+        _recorders[recorder] = allowed;
+        emit RecorderSet(recorder, allowed);
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function recordReceipt(address subject, uint8 score, uint256 amount, bytes32 jobRef) external {
+        if (!_recorders[msg.sender]) revert NotRecorder(msg.sender);
+        if (score > MAX_SCORE) revert ScoreOutOfRange(score);
+        Reputation storage rep = _reputations[subject];
+        rep.count += 1;
+        rep.volume += SafeCast.toUint192(amount);
+        rep.weightedScoreSum += uint256(score) * amount;
+        emit ReceiptRecorded(subject, msg.sender, jobRef, score, amount);
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function agentOf(address owner) external view returns (Agent memory) {
+        return _agents[owner];
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function isRecorder(address recorder) external view returns (bool) {
+        return _recorders[recorder];
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function reputationOf(address subject) external view returns (Reputation memory) {
+        return _reputations[subject];
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function reputation(address subject) external view returns (uint256 count, uint256 volume, uint256 scoreBps) {
+        Reputation memory rep = _reputations[subject];
+        count = rep.count;
+        volume = rep.volume;
+        // score is 0-100, so weightedScoreSum * 100 / volume lands in 0-10_000.
+        scoreBps = volume == 0 ? 0 : (rep.weightedScoreSum * 100) / volume;
+    }
+}

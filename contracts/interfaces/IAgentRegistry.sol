@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IAgentRegistry
+/// @notice On-chain identity of agora agents and their receipt-backed reputation.
+/// @dev Reputation is written only by recorder contracts (JobEscrow, PaymentChannels) when a paid
+///      settlement happens, so every data point is backed by tokens that actually moved.
+interface IAgentRegistry {
+    /// @notice What part an agent plays in the economy.
+    enum Role {
+        User,
+        Advertiser,
+        Seller,
+        Validator
+    }
+
+    /// @notice An agent's identity record.
+    /// @param agentAddress The uAgents address (agent1...) of the agent.
+    /// @param metadataURI Where the agent card or profile lives.
+    /// @param role The agent's role.
+    /// @param registeredAt Block timestamp of registration (0 if not registered).
+    struct Agent {
+        string agentAddress;
+        string metadataURI;
+        Role role;
+        uint64 registeredAt;
+    }
+
+    /// @notice Aggregated paid receipts of one account.
+    /// @param count Number of receipts.
+    /// @param volume Total amount paid across receipts, in token base units.
+    /// @param weightedScoreSum Sum of score * amount over receipts.
+    struct Reputation {
+        uint64 count;
+        uint192 volume;
+        uint256 weightedScoreSum;
+    }
+
+    /// @notice An account registered or re-registered its agent identity.
+    /// @param owner The account that owns the identity.
+    /// @param agentAddress The uAgents address.
+    /// @param role The declared role.
+    /// @param metadataURI The metadata URI.
+    event AgentRegistered(address indexed owner, string agentAddress, Role role, string metadataURI);
+
+    /// @notice The owner changed an agent's metadata URI.
+    /// @param owner The identity owner.
+    /// @param metadataURI The new URI.
+    event MetadataUpdated(address indexed owner, string metadataURI);
+
+    /// @notice The registry owner allowed or disallowed a contract to record receipts.
+    /// @param recorder The contract.
+    /// @param allowed Whether it may record.
+    event RecorderSet(address indexed recorder, bool allowed);
+
+    /// @notice A paid settlement was recorded for `subject`.
+    /// @param subject The account that was paid (provider / channel recipient).
+    /// @param recorder The settlement contract that recorded it.
+    /// @param jobRef The job id or claim reference inside the recorder.
+    /// @param score Quality score 0-100.
+    /// @param amount Amount paid in token base units.
+    event ReceiptRecorded(
+        address indexed subject, address indexed recorder, bytes32 indexed jobRef, uint8 score, uint256 amount
+    );
+
+    /// @notice The caller is not an allowed recorder contract.
+    /// @param caller The caller.
+    error NotRecorder(address caller);
+
+    /// @notice A score above 100 was given.
+    /// @param score The score.
+    error ScoreOutOfRange(uint8 score);
+
+    /// @notice The uAgents address was empty.
+    error EmptyAgentAddress();
+
+    /// @notice The account has no registered identity.
+    /// @param owner The account.
+    error AgentNotRegistered(address owner);
+
+    /// @notice The zero address was given where an account is required.
+    error ZeroAddress();
+
+    /// @notice Register (or re-register) the caller's agent identity.
+    /// @param agentAddress The uAgents address of the agent.
+    /// @param role The agent's role.
+    /// @param metadataURI Where the agent card lives.
+    function register(string calldata agentAddress, Role role, string calldata metadataURI) external;
+
+    /// @notice Change the caller's metadata URI.
+    /// @param metadataURI The new URI.
+    function updateMetadata(string calldata metadataURI) external;
+
+    /// @notice Allow or disallow a settlement contract to record receipts (registry owner only).
+    /// @param recorder The contract.
+    /// @param allowed Whether it may record.
+    function setRecorder(address recorder, bool allowed) external;
+
+    /// @notice Record a paid receipt for `subject` (recorder contracts only).
+    /// @param subject The paid account.
+    /// @param score Quality score 0-100.
+    /// @param amount Amount paid in token base units.
+    /// @param jobRef The job id or claim reference.
+    function recordReceipt(address subject, uint8 score, uint256 amount, bytes32 jobRef) external;
+
+    /// @notice The identity record of an account.
+    /// @param owner The account.
+    /// @return The record (registeredAt == 0 when unregistered).
+    function agentOf(address owner) external view returns (Agent memory);
+
+    /// @notice Whether an account may record receipts.
+    /// @param recorder The account.
+    /// @return True when allowed.
+    function isRecorder(address recorder) external view returns (bool);
+
+    /// @notice Raw reputation aggregates of an account.
+    /// @param subject The account.
+    /// @return The aggregates.
+    function reputationOf(address subject) external view returns (Reputation memory);
+
+    /// @notice Volume-weighted average score of an account in basis points of 100 (0-10_000).
+    /// @param subject The account.
+    /// @return count Number of receipts.
+    /// @return volume Total paid volume.
+    /// @return scoreBps Volume-weighted score scaled to 0-10_000 (0 with no volume).
+    function reputation(address subject) external view returns (uint256 count, uint256 volume, uint256 scoreBps);
+}
