@@ -41,6 +41,7 @@ from marketplace.ml.training import (
     evaluate,
     fine_tune,
     metrics_agree,
+    train_base_model,
 )
 from marketplace.ml.zoo import (
     AgoraModel,
@@ -106,6 +107,7 @@ __all__ = [
     "spec_to_dict",
     "split",
     "time_raw_inference",
+    "train_base_model",
     "validate_dataset",
     "verify",
     "verify_commitment",

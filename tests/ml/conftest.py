@@ -10,11 +10,10 @@ from marketplace.ml import (
     InteractionDataset,
     RecommenderSpec,
     TwoTowerRecommender,
-    build_model,
     catalogue_items,
-    fine_tune,
     make_interactions,
     split,
+    train_base_model,
 )
 
 
@@ -33,9 +32,10 @@ class RecommenderWorld:
 def world() -> RecommenderWorld:
     """Pre-train the base recommender on general items (as seller A would) and sample catalogue 0's data."""
     spec = RecommenderSpec()
-    base_train, base_heldout = split(make_interactions(spec, 20_000, seed=1), 0.2, seed=0)
-    base_model, _ = fine_tune(build_model(spec, seed=7), base_train, epochs=5, lr=0.01, seed=0, batch_size=256)
+    base_model, _ = train_base_model(spec, seed=1)
     assert isinstance(base_model, TwoTowerRecommender)
+    # The same data and split train_base_model used internally: its held-out part was never trained on.
+    _, base_heldout = split(make_interactions(spec, 20_000, seed=1), 0.2, seed=1)
     catalogue = make_interactions(spec, 3_000, seed=2, items=catalogue_items(spec, 0))
     catalogue_train, catalogue_heldout = split(catalogue, 0.25, seed=0)
     return RecommenderWorld(spec, base_model, base_heldout, catalogue_train, catalogue_heldout)
