@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 from uagents.dispatch import dispatcher
@@ -11,15 +13,20 @@ from uagents.dispatch import dispatcher
 from agents.base import AgentDeps, AgoraAgent
 from agents.settings import AgentSettings
 
+SETTINGS_FIELDS = {f.name for f in fields(AgentSettings)}
+
 
 @pytest.fixture
 async def make_agent(tmp_path: Path) -> AsyncIterator[Callable[..., AgoraAgent]]:
     """Build AgoraAgents named `name` (seed = name) under tmp_path; all are stopped after the test."""
     built: list[AgoraAgent] = []
 
-    def build(name: str, deps: AgentDeps | None = None, cls: type[AgoraAgent] = AgoraAgent, **kw: object) -> AgoraAgent:
-        settings = AgentSettings(name=name, seed=f"seed-{name}", data_dir=tmp_path / name, **kw)  # type: ignore[arg-type]
-        agent = cls(settings, deps)
+    def build(name: str, deps: AgentDeps | None = None, cls: type[AgoraAgent] = AgoraAgent, **kw: Any) -> AgoraAgent:
+        # Keyword arguments naming AgentSettings fields configure the settings; the rest go to `cls`.
+        setting_kw = {k: v for k, v in kw.items() if k in SETTINGS_FIELDS}
+        agent_kw = {k: v for k, v in kw.items() if k not in SETTINGS_FIELDS}
+        settings = AgentSettings(name=name, seed=f"seed-{name}", data_dir=tmp_path / name, **setting_kw)
+        agent = cls(settings, deps, **agent_kw)
         built.append(agent)
         return agent
 
