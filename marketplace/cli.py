@@ -15,10 +15,12 @@ from marketplace.chain.deploy import LOCAL_NETWORK, DeployError, DeploySettings,
 from marketplace.chain.manifest import Deployment, default_manifest_path
 from marketplace.chain.node import LOCAL_CHAIN_ID, NodeError, rpc_call, running_daemon, start_daemon, stop_daemon
 from marketplace.paths import MissingToolError
+from marketplace.registry.cli import registry_app
 
 app = typer.Typer(help="agora: autonomous agent economies on a real EVM.", no_args_is_help=True)
 chain_app = typer.Typer(help="Run a local anvil chain with agora's contracts, or deploy to another network.")
 app.add_typer(chain_app, name="chain")
+app.add_typer(registry_app, name="registry")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -14,7 +14,7 @@ import secrets
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from uagents_core.identity import Identity
 
 Role = Literal["user", "advertiser", "seller", "validator"]
@@ -31,6 +31,16 @@ NONCE_PATTERN = r"^[0-9a-f]{16,64}$"
 SIGNATURE_PATTERN = r"^sig1[02-9ac-hj-np-z]{40,200}$"
 MAX_UINT256 = 2**256 - 1
 
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 2.0 as an integer; accept such floats only while they are exact (< 2**53).
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_integral)]
+"""An int that also accepts an exactly integral JSON number such as 2.0 (never a string or bool)."""
 Endpoint = Annotated[str, Field(pattern=ENDPOINT_PATTERN, max_length=256)]
 ProtocolDigest = Annotated[str, Field(pattern=DIGEST_PATTERN)]
 
@@ -42,9 +52,9 @@ class Offering(BaseModel):
 
     model_id: str = Field(pattern=SLUG_PATTERN, description="Model identifier, e.g. `two-tower-v1`.")
     job_kind: str = Field(pattern=SLUG_PATTERN, description="Job kind, e.g. `inference` or `training`.")
-    price_per_unit: int = Field(ge=0, le=MAX_UINT256, description="Price per unit in AGT base units.")
+    price_per_unit: WholeNumber = Field(ge=0, le=MAX_UINT256, description="Price per unit in AGT base units.")
     unit: str = Field(default="call", pattern=SLUG_PATTERN, description="What one unit is: `call`, `epoch`, ….")
-    capacity: int = Field(default=1, ge=0, le=2**31 - 1, description="Units the agent accepts concurrently.")
+    capacity: WholeNumber = Field(default=1, ge=0, le=2**31 - 1, description="Units the agent accepts concurrently.")
 
 
 class AgentCard(BaseModel):
@@ -70,7 +80,9 @@ class SignedWrite(BaseModel):
     address: str = Field(pattern=AGENT_ADDRESS_PATTERN)
     card: AgentCard | None = Field(default=None, description="Required for register and update; absent otherwise.")
     nonce: str = Field(pattern=NONCE_PATTERN, description="Fresh random hex; the registry refuses a repeat.")
-    timestamp: int = Field(ge=0, le=2**40, description="Unix seconds when signed; must be near the registry's clock.")
+    timestamp: WholeNumber = Field(
+        ge=0, le=2**40, description="Unix seconds when signed; must be near the registry's clock."
+    )
     signature: str = Field(
         pattern=SIGNATURE_PATTERN, description="uAgents `sig1…` signature over write_digest() by `address`."
     )
@@ -80,11 +92,13 @@ class SignedWrite(BaseModel):
         if self.action in ("register", "update"):
             if self.card is None:
                 raise ValueError(f"{self.action} needs a card")
-            if self.card.address != self.address:
-                raise ValueError("card.address differs from the signing address")
         elif self.card is not None:
             raise ValueError(f"{self.action} carries no card")
         return self
+
+    def card_matches(self) -> bool:
+        """Whether the card (if any) is the signer's own: a key may only publish its own address."""
+        return self.card is None or self.card.address == self.address
 
     def digest(self) -> bytes:
         """The sha256 digest this write's signature covers."""

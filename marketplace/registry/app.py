@@ -150,8 +150,9 @@ class RegistryService:
             raise ApiError(422, "invalid_body", _validation_message(exc)) from None
         if write.action != action:
             raise ApiError(400, "wrong_action", f"this endpoint takes action {action!r}, not {write.action!r}")
-        if path_address is not None and write.address != path_address:
-            raise ApiError(400, "address_mismatch", "the write's address differs from the URL's")
+        if (path_address is not None and write.address != path_address) or not write.card_matches():
+            # Not the signer's own entry: refused as forbidden whatever the signature says.
+            raise ApiError(403, "address_mismatch", "the write's address differs from the URL's or the card's")
         now = self.clock()
         if abs(write.timestamp - now) > self.settings.max_clock_skew:
             raise ApiError(401, "stale", f"timestamp is more than {self.settings.max_clock_skew:.0f} s from now")

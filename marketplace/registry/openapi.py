@@ -34,7 +34,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
         400: "Malformed request (bad JSON, unknown query parameter, path/body mismatch).",
         401: "Unsigned, wrongly signed or stale write.",
-        403: "Replayed nonce.",
+        403: "Replayed nonce, or a write for another agent than its signer.",
         404: "No live entry for that address.",
         409: "Already registered.",
         413: "Body larger than the limit.",
@@ -51,11 +51,35 @@ ADDRESS_PARAM = {
     "description": "The agent's uAgents address.",
 }
 
-WRITE_BODY = {
-    "required": True,
-    "content": _json("SignedWrite"),
-    "description": "A write signed by the agent's identity key (see protocols.cards.sign_write).",
-}
+
+def _write_body(action: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": _json(f"{action.capitalize()}Write"),
+        "description": f"A `{action}` SignedWrite signed by the agent's identity key (protocols.cards.sign_write).",
+    }
+
+
+def _write_variants(signed_write: dict[str, Any]) -> dict[str, Any]:
+    """Per-action shapes of SignedWrite: register/update carry a card, heartbeat/deregister do not."""
+    variants: dict[str, Any] = {}
+    base = {k: v for k, v in signed_write["properties"].items() if k not in ("action", "card")}
+    for action in ("register", "update", "heartbeat", "deregister"):
+        properties: dict[str, Any] = {"action": {"type": "string", "const": action}, **base}
+        required = ["action", "address", "nonce", "timestamp", "signature"]
+        if action in ("register", "update"):
+            properties["card"] = {"$ref": REF.format(model="AgentCard")}
+            required.append("card")
+        variants[f"{action.capitalize()}Write"] = {
+            "type": "object",
+            "title": f"{action.capitalize()}Write",
+            "description": f"SignedWrite with action `{action}`; `card.address` must equal `address`.",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+    return variants
+
 
 WRITE_ERRORS = (400, 401, 403, 404, 413, 422)
 
@@ -94,12 +118,13 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
         ref_template=REF,
     )
     schemas = defs.get("$defs", {})
+    schemas.update(_write_variants(schemas["SignedWrite"]))
     paths: dict[str, Any] = {
         "/v1/agents": {
             "post": {
                 "operationId": "register",
                 "summary": "Register an agent card (action `register`).",
-                "requestBody": WRITE_BODY,
+                "requestBody": _write_body("register"),
                 "responses": {"201": _ok("Registered.", "AgentEntry"), **_errors(400, 401, 403, 409, 413, 422)},
             }
         },
@@ -113,7 +138,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "put": {
                 "operationId": "update",
                 "summary": "Replace an agent's card (action `update`); also counts as a heartbeat.",
-                "requestBody": WRITE_BODY,
+                "requestBody": _write_body("update"),
                 "responses": {"200": _ok("Updated.", "AgentEntry"), **_errors(*WRITE_ERRORS)},
             },
         },
@@ -122,7 +147,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "post": {
                 "operationId": "heartbeat",
                 "summary": "Extend an entry's lifetime (action `heartbeat`).",
-                "requestBody": WRITE_BODY,
+                "requestBody": _write_body("heartbeat"),
                 "responses": {"200": _ok("Extended.", "WriteAccepted"), **_errors(*WRITE_ERRORS)},
             },
         },
@@ -131,7 +156,7 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "post": {
                 "operationId": "deregister",
                 "summary": "Remove an entry (action `deregister`).",
-                "requestBody": WRITE_BODY,
+                "requestBody": _write_body("deregister"),
                 "responses": {"200": _ok("Removed.", "WriteAccepted"), **_errors(*WRITE_ERRORS)},
             },
         },

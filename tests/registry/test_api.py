@@ -225,7 +225,7 @@ async def test_wrongEndpointForAction_refused400(registry: Registry) -> None:
     response = await registry.client.post(f"/v1/agents/{alice.address}/deregister", json=beat)
     assert (response.status, (await response.json())["code"]) == (400, "wrong_action")
     response = await registry.client.post(f"/v1/agents/{bob.address}/heartbeat", json=beat)
-    assert (response.status, (await response.json())["code"]) == (400, "address_mismatch")
+    assert (response.status, (await response.json())["code"]) == (403, "address_mismatch")
     assert (await registry.get(f"/v1/agents/{alice.address}"))[0] == 200
 
 
