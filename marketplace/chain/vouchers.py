@@ -8,6 +8,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -96,5 +97,5 @@ def verify_voucher(signed: SignedVoucher, sender: str, domain: VoucherDomain) ->
     """Whether the voucher was signed by `sender`; a malformed signature is simply not valid."""
     try:
         return recover_voucher_signer(signed, domain) == to_checksum_address(sender)
-    except (ValueError, TypeError):
+    except (BadSignature, ValueError, TypeError):
         return False
