@@ -3,7 +3,7 @@
 from marketplace.chain.agent_registry import AgentRecord, AgentRegistryClient, AgentRole, Reputation
 from marketplace.chain.base import ContractClient, MissingEvent
 from marketplace.chain.channels import Channel, ChannelClaimed, ChannelOpened, ChannelRefunded, ChannelsClient
-from marketplace.chain.client import ChainConnection, ChainError, ContractRevert, TransactionFailed
+from marketplace.chain.client import ChainConnection, ChainError, ContractRevert, GasMeter, TransactionFailed
 from marketplace.chain.deploy import DeployError, DeploySettings, StakingConfig, deploy
 from marketplace.chain.escrow import EscrowClient, Job, JobSpec, JobStatus
 from marketplace.chain.local import LocalChain, dev_account, local_chain
@@ -29,6 +29,7 @@ __all__ = [
     "AnvilNode",
     "ChainConnection",
     "ChainError",
+    "GasMeter",
     "Channel",
     "ChannelClaimed",
     "ChannelOpened",

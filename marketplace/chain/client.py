@@ -57,13 +57,35 @@ def _canonical_type(param: dict[str, Any]) -> str:
     return kind
 
 
+class GasMeter:
+    """Gas used per contract function, summed over every transaction sent through the connections sharing it."""
+
+    def __init__(self) -> None:
+        self.by_operation: dict[str, list[int]] = {}
+
+    def record(self, operation: str, gas_used: int) -> None:
+        """Add one transaction's gas to an operation's tally."""
+        self.by_operation.setdefault(operation, []).append(gas_used)
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """(count, total gas) per operation."""
+        return {op: (len(uses), sum(uses)) for op, uses in sorted(self.by_operation.items())}
+
+
 class ChainConnection:
     """One signer on one chain: builds, signs and sends transactions with a locally tracked nonce."""
 
-    def __init__(self, w3: AsyncWeb3[AsyncHTTPProvider], deployment: Deployment, account: LocalAccount) -> None:
+    def __init__(
+        self,
+        w3: AsyncWeb3[AsyncHTTPProvider],
+        deployment: Deployment,
+        account: LocalAccount,
+        gas_meter: GasMeter | None = None,
+    ) -> None:
         self.w3 = w3
         self.deployment = deployment
         self.account = account
+        self.gas_meter = gas_meter or GasMeter()
         self._nonce: int | None = None
         self._lock = asyncio.Lock()
         self._errors = _error_table(list(deployment.abis.values()))
@@ -76,7 +98,7 @@ class ChainConnection:
 
     def with_account(self, account: LocalAccount) -> ChainConnection:
         """The same chain and transport, another signer (close the original only)."""
-        return ChainConnection(self.w3, self.deployment, account)
+        return ChainConnection(self.w3, self.deployment, account, self.gas_meter)
 
     async def close(self) -> None:
         """Close the HTTP session behind this connection (shared with with_account() copies)."""
@@ -152,6 +174,7 @@ class ChainConnection:
             # Replay as a call to recover the named error (the state may have moved since).
             await self.call(fn)
             raise TransactionFailed(f"transaction {tx_hash.hex()} failed on chain (gas limit {gas_limit})")
+        self.gas_meter.record(fn.fn_name, int(receipt["gasUsed"]))
         return receipt
 
     async def send_value(self, to: str, amount: int) -> TxReceipt:
