@@ -1,1 +1,45 @@
-"""agora agents: the offline-safe uAgents runtime and the economy roles (user, advertiser, seller, validator)."""
+"""agora agents: the offline-safe uAgents runtime and the economy roles (user, advertiser, seller, validator).
+
+The public API for writing agents is re-exported here; see README "Write your own agent".
+"""
+
+from agents.base import AgentDeps, AgoraAgent, RemoteError, peer_directory, running
+from agents.clock import Clock, SimulatedClock, SystemClock
+from agents.mods import Inbound, Limits, ModContext, Next, Rejected
+from agents.policies import NegotiationPolicy, TimeDependentConcession, UnitPricing
+from agents.resolver import StaticResolver
+from agents.roles.buyer import BuyerAgent, BuyerLimits, Deal
+from agents.roles.seller import SellerAgent, commit_outputs
+from agents.settings import AgentSettings
+from agents.store import AgentStore
+from agents.transport import DeliveryError
+from agents.wallet import Wallet
+
+__all__ = [
+    "AgentDeps",
+    "AgentSettings",
+    "AgentStore",
+    "AgoraAgent",
+    "BuyerAgent",
+    "BuyerLimits",
+    "Clock",
+    "Deal",
+    "DeliveryError",
+    "Inbound",
+    "Limits",
+    "ModContext",
+    "NegotiationPolicy",
+    "Next",
+    "Rejected",
+    "RemoteError",
+    "SellerAgent",
+    "SimulatedClock",
+    "StaticResolver",
+    "SystemClock",
+    "TimeDependentConcession",
+    "UnitPricing",
+    "Wallet",
+    "commit_outputs",
+    "peer_directory",
+    "running",
+]
