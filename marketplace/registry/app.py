@@ -20,7 +20,7 @@ from marketplace.chain.manifest import Deployment
 from marketplace.registry.events import ChainWatcher, EventFeed, contract_sources
 from marketplace.registry.models import EventList, Health, Reputation, SearchQuery
 from marketplace.registry.openapi import openapi_document
-from marketplace.registry.reputation import ReputationSource, StaticReputation
+from marketplace.registry.reputation import ChainReputation, ReputationSource, StaticReputation
 from marketplace.registry.storage import RegistryStore, StoredAgent, WriteRefused
 from protocols.cards import SignedWrite, WriteAction
 
@@ -396,10 +396,14 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own_store = store is None
         opened = store or await RegistryStore.open(settings.database_url)
-        source = reputation or StaticReputation()
-        service = RegistryService(settings, opened, source, feed, clock)
+        source: ReputationSource = reputation or StaticReputation()
+        w3: AsyncWeb3[AsyncHTTPProvider] | None = None
         if settings.rpc_url and settings.deployment is not None:
             w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}))
+            if reputation is None and "AgentRegistry" in settings.deployment.contracts:
+                source = ChainReputation.for_deployment(w3, settings.deployment)
+        service = RegistryService(settings, opened, source, feed, clock)
+        if w3 is not None and settings.deployment is not None:
             service.watcher = ChainWatcher(
                 w3,
                 contract_sources(w3, settings.deployment),

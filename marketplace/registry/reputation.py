@@ -35,9 +35,8 @@ class StaticReputation:
 class ChainReputation:
     """Reputation read from AgentRegistry through its typed client (marketplace.chain.agent_registry).
 
-    The client is passed in (anything with `async reputation(owner)` returning an object with
-    count/volume/score, or a (count, volume, score) tuple), so the registry does not depend on
-    the contract's Python module at import time.
+    The client is anything with `async reputation(owner)` returning an object with count, volume and
+    score_bps (AgentRegistryClient) or score, or a (count, volume, score) tuple.
     """
 
     def __init__(self, client: Any) -> None:
@@ -49,5 +48,19 @@ class ChainReputation:
         if isinstance(raw, tuple):
             count, volume, score = raw
         else:
-            count, volume, score = raw.count, raw.volume, raw.score
+            # AgentRegistryClient reports the volume-weighted score in basis points (0-10_000).
+            count, volume = raw.count, raw.volume
+            score = raw.score_bps if hasattr(raw, "score_bps") else raw.score
         return Reputation(count=int(count), volume=int(volume), score=int(score))
+
+    @classmethod
+    def for_deployment(cls, w3: Any, deployment: Any) -> ChainReputation:
+        """Read-only AgentRegistry reputation over an existing web3 session (no funded key needed)."""
+        from eth_account import Account
+
+        from marketplace.chain.agent_registry import AgentRegistryClient
+        from marketplace.chain.client import ChainConnection
+
+        # Calls need a `from` address only; a throwaway key never signs anything here.
+        conn = ChainConnection(w3, deployment, Account.create())
+        return cls(AgentRegistryClient(conn))

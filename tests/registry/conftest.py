@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from uagents_core.identity import Identity
 
+from marketplace.chain import LocalChain
 from marketplace.registry import RegistrySettings, RegistryStore, StaticReputation, create_app
 from marketplace.registry.app import SERVICE, RegistryService
 from protocols.cards import AgentCard, Offering, Role, SignedWrite, WriteAction, sign_write
@@ -128,3 +129,20 @@ async def registry(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Registry]:
     finally:
         await client.close()
         await store.close()
+
+
+@pytest.fixture
+async def chain_registry(tmp_path: Path, chain: LocalChain) -> AsyncIterator[TestClient[Any, Any]]:
+    """A registry wired to the session chain: events feed and, by default, reputation from AgentRegistry."""
+    settings = RegistrySettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'reg.db'}",
+        rpc_url=chain.rpc_url,
+        deployment=chain.deployment,
+        event_poll_interval=0.05,
+    )
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -51,10 +51,10 @@ function agentRow(entry, now) {
       `· ${o.job_kind} · ${formatAGT(o.price_per_unit)} AGT/${o.unit}`)));
   }
   const price = entry.best_price === null ? "—" : `${formatAGT(entry.best_price)} AGT`;
-  const rep = `${entry.reputation.score} (${entry.reputation.count} receipts)`;
+  const rep = `${entry.reputation.score} · ${entry.reputation.count} receipts`;
   const age = now - entry.last_seen;
   const ttl = entry.expires_at - entry.last_seen;
-  const live = el("td", {}, el("span", { class: `dot ${age < ttl / 2 ? "live" : "stale"}` }), ago(age));
+  const live = el("td", { class: "live" }, el("span", { class: `dot ${age < ttl / 2 ? "live" : "stale"}` }), ago(age));
   return el("tr", { "data-address": card.address }, who,
     el("td", {}, el("span", { class: `role ${card.role}` }, card.role)), offers,
     el("td", { class: "num" }, price), el("td", { class: "num" }, rep), live);

@@ -1,0 +1,91 @@
+"""The registry against the real anvil chain: reputation from AgentRegistry, economy events into the feed and SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from marketplace.chain import ChainConnection, LocalChain, TokenClient
+from marketplace.chain.agent_registry import AgentRegistryClient
+from marketplace.registry.app import SERVICE
+from marketplace.registry.reputation import ChainReputation
+from protocols.cards import sign_write
+from tests.registry.conftest import identity, make_card
+
+pytestmark = pytest.mark.chain
+
+
+async def _wait_for(predicate: Any, within: float = 10.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_reputation_readFromAgentRegistryReceipts(
+    chain_registry: TestClient[Any, Any], conn: ChainConnection, chain: LocalChain
+) -> None:
+    seller = chain.accounts[3]
+    # The deployer may authorise a recorder; here it records receipts itself, as JobEscrow would on settlement.
+    registry_contract = AgentRegistryClient(conn)
+    await registry_contract.set_recorder(conn.address, True)
+    await registry_contract.record_receipt(seller.address, 90, 3 * 10**18, b"\x01" * 32)
+    await registry_contract.record_receipt(seller.address, 60, 1 * 10**18, b"\x02" * 32)
+    expected = await ChainReputation(registry_contract).reputation(seller.address)
+    assert (expected.count, expected.volume, expected.score) == (2, 4 * 10**18, 8250)
+
+    alice = identity("chain-alice")
+    card = make_card(alice, owner=seller.address)
+    response = await chain_registry.post("/v1/agents", data=sign_write(alice, "register", card).model_dump_json())
+    assert response.status == 201
+
+    async def ranked() -> Any:
+        page = await (await chain_registry.get("/v1/search", params={"min_reputation": "8000"})).json()
+        return page["results"]
+
+    results = await _wait_for(ranked)  # the registry reads the chain right after the card is published
+    assert results[0]["reputation"] == {"count": 2, "volume": 4 * 10**18, "score": 8250}
+    service = chain_registry.app[SERVICE]
+    assert isinstance(service.reputation, ChainReputation)
+    assert await service.refresh_reputation() == 1
+
+
+async def test_events_tokenTransferReachesFeedAndStream(
+    chain_registry: TestClient[Any, Any], conn: ChainConnection, chain: LocalChain
+) -> None:
+    stream = await chain_registry.get("/v1/events/stream")
+    assert stream.headers["Content-Type"] == "text/event-stream"
+    assert await stream.content.readline() == b": connected\n"
+    recipient = chain.accounts[5].address
+    receipt = await TokenClient(conn).transfer(recipient, 1234 * 10**15)
+    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+
+    async def next_chain_event() -> dict[str, Any]:
+        kind = None
+        while True:
+            line = (await stream.content.readline()).decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: ") and kind == "chain":
+                event: dict[str, Any] = json.loads(line.removeprefix("data: "))
+                if event["tx_hash"] == tx_hash:
+                    return event
+
+    event = await asyncio.wait_for(next_chain_event(), 10)
+    assert (event["contract"], event["event"]) == ("AgoraToken", "Transfer")
+    assert event["args"]["value"] == str(1234 * 10**15)
+    assert event["summary"].endswith(": 1.234 AGT")
+    stream.close()
+
+    recent = await (await chain_registry.get("/v1/events")).json()
+    assert tx_hash in [e["tx_hash"] for e in recent["events"]]
+    health = await (await chain_registry.get("/v1/health")).json()
+    assert health["chain_events"] is True
