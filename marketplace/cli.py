@@ -108,11 +108,18 @@ def chain_down() -> None:
 
 @app.command("demo")
 @friendly_errors
-def demo() -> None:
-    """Bring up a fresh chain, run the scripted economy, print the outcome, and shut everything down."""
-    from marketplace.sim.token_demo import run_token_demo
+def demo(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario YAML (default: the embedded 25-agent economy).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write report.json, report.html and the plots.")] = Path(
+        "reports/demo"
+    ),
+) -> None:
+    """Run an economy scenario on a fresh local chain with the registry and every agent, then write the report."""
+    from marketplace.sim.runner import run_demo
 
-    run_token_demo(console)
+    run_demo(scenario, out, console)
 
 
 if __name__ == "__main__":

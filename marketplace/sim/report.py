@@ -116,15 +116,15 @@ def _write_plots(report: EconomyReport, out_dir: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    names = [n for n in report.balances if report.balances[n].role != "treasury"]
-    for name in names:
-        series = [point.get(name, 0) / AGT for point in report.balance_timeline]
-        ax.plot(range(len(series)), series, marker="o", linewidth=1.2, label=name)
-    ax.set_xticks(range(len(report.phases)), report.phases, rotation=20, ha="right")
-    ax.set_ylabel("AGT")
-    ax.set_title("Balances over the run")
-    if len(names) <= 12:
-        ax.legend(fontsize=7, ncol=2)
+    roles = sorted({b.role for b in report.balances.values() if b.role != "treasury"})
+    for role in roles:
+        members = [n for n, b in report.balances.items() if b.role == role]
+        series = [sum(point.get(n, 0) for n in members) / AGT for point in report.balance_timeline]
+        ax.plot(range(len(series)), series, marker="o", linewidth=1.6, label=f"{role}s ({len(members)})")
+    ax.set_xticks(range(len(report.phases)), report.phases)
+    ax.set_ylabel("AGT held (sum over the role)")
+    ax.set_title("Balances over the run, by role")
+    ax.legend()
     fig.tight_layout()
     paths["balances_png"] = out_dir / "balances.png"
     fig.savefig(paths["balances_png"], dpi=110)
@@ -211,7 +211,7 @@ def print_summary(report: EconomyReport, console: Console, report_dir: Path | No
     table = Table(title=f"agora economy — {report.scenario} (seed {report.seed})")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row("agents", str(len(report.balances)))
+    table.add_row("agents", str(sum(1 for b in report.balances.values() if b.role != "treasury")))
     table.add_row("paid inference calls", str(report.inference_calls.get("paid", 0)))
     for kind, states in report.jobs.items():
         table.add_row(f"{kind} jobs", ", ".join(f"{s}: {n}" for s, n in states.items()))

@@ -36,6 +36,7 @@ class SellerSpec(_Strict):
     name: str
     models: list[ModelOffer]
     training_price: int = Field(default=50 * AGT, gt=0)
+    training_floor: int = Field(default=30 * AGT, gt=0)
     dishonest_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Fraction of inference calls answered with a wrong output (to exercise validation)."""
 
@@ -59,12 +60,18 @@ class Scenario(_Strict):
     validators: int = Field(ge=1, le=50)
     calls_per_user: int = Field(ge=1, le=1_000)
     user_budget: int = Field(gt=0)
-    """AGT (base units) each user may spend on inference."""
+    """AGT (base units) each user deposits for inference."""
+    user_opening_per_call: int = Field(gt=0)
+    user_max_per_call: int = Field(gt=0)
     sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
     """Fraction of paid inference calls a validator re-executes."""
     channel_ttl: int = Field(default=3_600, gt=0)
-    training_jobs_per_advertiser: int = Field(default=1, ge=0, le=10)
     training_ttl: int = Field(default=1_800, gt=0)
+    training_opening: int = Field(default=20 * AGT, gt=0)
+    training_budget: int = Field(default=60 * AGT, gt=0)
+    training_epochs: int = Field(default=3, ge=1, le=20)
+    training_min_score: int = Field(default=600_000, ge=0, le=1_000_000)
+    """Least held-out AUC (millionths) for the evaluator to pay the seller."""
     faults: list[Fault] = Field(default_factory=list)
 
     @model_validator(mode="after")

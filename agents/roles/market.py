@@ -1,0 +1,166 @@
+"""What the economy roles share: their chain clients, the blob store, the on-chain model directory, wire helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils.crypto import keccak
+
+from marketplace.blobstore import BlobStore
+from marketplace.chain import (
+    ChainConnection,
+    ChannelsClient,
+    EscrowClient,
+    ModelRegistryClient,
+    StakingClient,
+    TokenClient,
+)
+from marketplace.ml import ModelKind, ModelSpec, default_spec
+from marketplace.ml.inference import InvalidInferenceInput
+from marketplace.registry.client import RegistryClient
+
+MODEL_URI_PREFIX = "agora://model/"
+"""ModelRegistry token URIs of agora models: agora://model/<kind>/<model id>."""
+
+MILLIONTHS = 1_000_000
+"""Scores and metrics cross the wire and the chain as integers in millionths."""
+
+
+@dataclass
+class Market:
+    """One agent's handles on the shared economy: its signing chain connection, the blob store, the registry."""
+
+    conn: ChainConnection
+    blobs: BlobStore
+    registry: RegistryClient | None = None
+    models: ModelDirectory = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.models = ModelDirectory(self.model_registry)
+
+    @cached_property
+    def token(self) -> TokenClient:
+        """AgoraToken as this agent."""
+        return TokenClient(self.conn)
+
+    @cached_property
+    def channels(self) -> ChannelsClient:
+        """PaymentChannels as this agent."""
+        return ChannelsClient(self.conn)
+
+    @cached_property
+    def escrow(self) -> EscrowClient:
+        """JobEscrow as this agent."""
+        return EscrowClient(self.conn)
+
+    @cached_property
+    def model_registry(self) -> ModelRegistryClient:
+        """ModelRegistry as this agent."""
+        return ModelRegistryClient(self.conn)
+
+    @cached_property
+    def staking(self) -> StakingClient:
+        """ValidatorStaking as this agent."""
+        return StakingClient(self.conn)
+
+    @property
+    def account(self) -> str:
+        """This agent's settlement address."""
+        return self.conn.address
+
+    async def ranked_stakers(self, seed: bytes) -> list[str]:
+        """Every staked account, in ValidatorStaking's stake-weighted order for this seed."""
+        stakers = await self.staking.validators()
+        return await self.staking.select_validators(seed, len(stakers)) if stakers else []
+
+    async def chain_time(self) -> int:
+        """Timestamp of the latest block: the clock every on-chain deadline is measured against."""
+        block = await self.conn.w3.eth.get_block("latest")
+        return int(block["timestamp"])
+
+
+@dataclass(frozen=True)
+class ListedModel:
+    """A model as ModelRegistry lists it."""
+
+    chain_id: int
+    model_id: str
+    kind: ModelKind
+    content_hash: str
+    creator: str
+
+
+class ModelDirectory:
+    """Agora model ids ↔ ModelRegistry token ids, read from the chain (token URIs) and cached."""
+
+    def __init__(self, registry: ModelRegistryClient) -> None:
+        self._registry = registry
+        self._by_id: dict[str, ListedModel] = {}
+        self._seen = 0
+
+    async def refresh(self) -> None:
+        """Read models registered since the last refresh."""
+        count = await self._registry.model_count()
+        for chain_id in range(self._seen + 1, count + 1):
+            uri = await self._registry.token_uri(chain_id)
+            if not uri.startswith(MODEL_URI_PREFIX):
+                continue
+            kind, _, model_id = uri.removeprefix(MODEL_URI_PREFIX).partition("/")
+            if kind not in ("recommender", "classifier"):
+                continue
+            info = await self._registry.model_of(chain_id)
+            self._by_id[model_id] = ListedModel(chain_id, model_id, kind, "0x" + info.content_hash.hex(), info.creator)  # type: ignore[arg-type]
+        self._seen = count
+
+    async def get(self, model_id: str) -> ListedModel:
+        """The listed model with this id; KeyError when the chain does not know it."""
+        if model_id not in self._by_id:
+            await self.refresh()
+        if model_id not in self._by_id:
+            raise KeyError(f"model {model_id!r} is not registered on chain")
+        return self._by_id[model_id]
+
+
+def model_uri(kind: ModelKind, model_id: str) -> str:
+    """The ModelRegistry token URI for an agora model."""
+    return f"{MODEL_URI_PREFIX}{kind}/{model_id}"
+
+
+def task_id(job_id: str) -> bytes:
+    """The bytes32 ValidatorStaking task id of an inference call."""
+    return keccak(text=f"agora:inference:{job_id}")
+
+
+def to_bytes32(hex_digest: str) -> bytes:
+    """A 0x-prefixed 32-byte hex digest as bytes."""
+    raw = bytes.fromhex(hex_digest.removeprefix("0x"))
+    if len(raw) != 32:
+        raise ValueError(f"not a 32-byte digest: {hex_digest!r}")
+    return raw
+
+
+def rows_to_inputs(spec: ModelSpec, rows: list[list[float]]) -> dict[str, object]:
+    """Wire rows → the ML runner's inputs: recommender rows are [user_id, item_id]; classifier rows are features."""
+    if spec.kind == "recommender":
+        if any(len(row) != 2 for row in rows):
+            raise InvalidInferenceInput("recommender rows must be [user_id, item_id]")
+        for row in rows:
+            if any(not float(v).is_integer() for v in row):
+                raise InvalidInferenceInput("user and item ids must be whole numbers")
+        return {"user_ids": [int(r[0]) for r in rows], "item_ids": [int(r[1]) for r in rows]}
+    return {"features": [list(row) for row in rows]}
+
+
+def kind_spec(kind: ModelKind) -> ModelSpec:
+    """The standard spec of a model kind (every agora model of a kind shares its input shape)."""
+    return default_spec(kind)
+
+
+def sign_attestation(conn: ChainConnection, job_id: str, valid: bool, commitment: str) -> str:
+    """EIP-191 signature by the agent's settlement account over (job id, verdict, commitment)."""
+    message = encode_defunct(text=f"agora-attestation:{job_id}:{int(valid)}:{commitment}")
+    signature: bytes = Account.sign_message(message, conn.account.key).signature
+    return "0x" + signature.hex()

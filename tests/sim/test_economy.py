@@ -1,0 +1,100 @@
+"""The default economy end to end: a real chain, the registry, 25 uAgents agents, and the report they produce."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from marketplace.sim.report import EconomyReport
+from marketplace.sim.runner import run_demo
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[EconomyReport, Path, str]:
+    """One run of the default scenario, shared by the checks below."""
+    out = tmp_path_factory.mktemp("demo")
+    terminal = io.StringIO()
+    report = run_demo(None, out, Console(file=terminal, width=140))
+    return report, out, terminal.getvalue()
+
+
+def test_demo_keepsEveryTokenAccountedFor(first_run: tuple[EconomyReport, Path, str]) -> None:
+    report, _, _ = first_run
+    assert report.conservation_ok
+    assert report.token_supply_before == report.token_supply_after
+    held = sum(b.after for b in report.balances.values())
+    assert 0 < held <= report.token_supply_after
+
+
+def test_demo_runsTheWholeMarket(first_run: tuple[EconomyReport, Path, str]) -> None:
+    report, _, _ = first_run
+    assert sum(1 for b in report.balances.values() if b.role != "treasury") >= 20
+    assert report.inference_calls["paid"] >= 100
+    assert report.jobs["training"].get("completed", 0) >= 1
+    assert report.validations.attestations >= 1
+    assert report.channel_claims, "sellers claimed their vouchers"
+    assert all(claim["channels"] >= 1 and claim["amount"] > 0 for claim in report.channel_claims)
+
+
+def test_demo_paysRoyaltiesUpstream(first_run: tuple[EconomyReport, Path, str]) -> None:
+    report, _, _ = first_run
+    # seller-b sells a fine-tune of seller-a's model: every paid call to seller-b pays seller-a too.
+    assert report.royalties.get("seller-a", 0) > 0
+    assert report.flows["users→upstream creators (royalties)"] > 0
+
+
+def test_demo_catchesAndSlashesTheDishonestSeller(first_run: tuple[EconomyReport, Path, str]) -> None:
+    report, _, _ = first_run
+    assert report.validations.disputed >= 1
+    assert report.validations.slashed >= 1
+    assert report.flows["slashed sellers→validators"] > 0
+    # the cheating seller ends with less than its bond
+    assert report.balances["seller-c"].after < report.balances["seller-a"].after
+
+
+def test_demo_refundsTheAdvertiserWhoseSellerDied(first_run: tuple[EconomyReport, Path, str]) -> None:
+    report, _, _ = first_run
+    escrow_refunds = [r for r in report.refunds if r.kind == "escrow"]
+    assert [r.payer for r in escrow_refunds] == ["advertiser-3"]
+    assert report.jobs["training"].get("expired") == 1
+    assert report.balances["advertiser-3"].after == report.balances["advertiser-3"].before
+    assert any(r.kind == "channel" and r.amount > 0 for r in report.refunds)
+
+
+def test_demo_writesReadableReport(first_run: tuple[EconomyReport, Path, str]) -> None:
+    report, out, terminal = first_run
+    on_disk = json.loads((out / "report.json").read_text())
+    for key in (
+        "token_supply_before",
+        "token_supply_after",
+        "balances",
+        "jobs",
+        "inference_calls",
+        "channel_claims",
+        "gas_used",
+        "royalties",
+        "validations",
+        "refunds",
+        "conservation_ok",
+    ):
+        assert key in on_disk
+    assert on_disk["conservation_ok"] is True
+    for png in ("balances.png", "flows.png", "royalties.png"):
+        assert (out / png).stat().st_size > 5_000
+    html = (out / "report.html").read_text()
+    assert "balances.png" in html
+    assert "seller-a" in html
+    assert "conservation_ok" in terminal
+    assert report.timing["wall_seconds"] < 60
+
+
+def test_demo_sameSeedGivesSameReport(first_run: tuple[EconomyReport, Path, str], tmp_path: Path) -> None:
+    report, _, _ = first_run
+    again = run_demo(None, tmp_path, Console(file=io.StringIO()))
+    assert again.deterministic_view() == report.deterministic_view()
