@@ -19,7 +19,6 @@ from uagents import Context, Protocol
 from agents.base import AgentDeps
 from agents.mods import Rejected
 from agents.roles.market import (
-    MILLIONTHS,
     Market,
     model_uri,
     rows_to_inputs,
