@@ -104,7 +104,11 @@ def entry_json(entry: StoredAgent) -> str:
             "registered_at": entry.registered_at,
             "last_seen": entry.last_seen,
             "expires_at": entry.expires_at,
-            "reputation": entry.reputation.model_dump(),
+            "reputation": {
+                "count": entry.reputation.count,
+                "volume": entry.reputation.volume,
+                "score": entry.reputation.score,
+            },
             "best_price": entry.best_price,
         }
     )

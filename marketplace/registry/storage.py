@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
+    Connection,
+    Engine,
     Float,
     Integer,
     MetaData,
@@ -18,6 +22,8 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
+    create_engine,
     delete,
     event,
     func,
@@ -35,6 +41,7 @@ from marketplace.paths import state_dir
 from marketplace.registry.models import Reputation, SearchQuery
 from protocols.cards import AgentCard, SignedWrite
 
+T = TypeVar("T")
 PRICE_DIGITS = 78
 """Prices are uint256; stored as zero-padded decimal text so they sort and compare exactly in any SQL engine."""
 
@@ -52,6 +59,7 @@ agents = Table(
     Column("last_seen", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("min_price", String(PRICE_DIGITS)),
+    Column("rank_key", String(200), nullable=False),
     Column("rep_score", Integer, nullable=False, default=0),
     Column("rep_count", Integer, nullable=False, default=0),
     Column("rep_volume", String(PRICE_DIGITS), nullable=False, default="0" * PRICE_DIGITS),
@@ -66,6 +74,7 @@ offerings = Table(
     Column("job_kind", String(128), nullable=False),
     Column("price", String(PRICE_DIGITS), nullable=False),
     Column("capacity", Integer, nullable=False),
+    Column("rank_key", String(200), nullable=False),
 )
 
 write_nonces = Table(
@@ -85,21 +94,22 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 address VARCHAR(65) PRIMARY KEY, role VARCHAR(16) NOT NULL, owner VARCHAR(42) NOT NULL,
                 card_json TEXT NOT NULL, registered_at DOUBLE PRECISION NOT NULL,
                 updated_at DOUBLE PRECISION NOT NULL, last_seen DOUBLE PRECISION NOT NULL,
-                expires_at DOUBLE PRECISION NOT NULL, min_price VARCHAR(78),
+                expires_at DOUBLE PRECISION NOT NULL, min_price VARCHAR(78), rank_key VARCHAR(200) NOT NULL,
                 rep_score BIGINT NOT NULL DEFAULT 0, rep_count BIGINT NOT NULL DEFAULT 0,
                 rep_volume VARCHAR(78) NOT NULL DEFAULT '"""
             + "0" * PRICE_DIGITS
             + """')""",
-            "CREATE INDEX ix_agents_rank ON agents (min_price, rep_score, last_seen)",
-            "CREATE INDEX ix_agents_role ON agents (role, expires_at)",
+            "CREATE INDEX ix_agents_rank ON agents (rank_key)",
+            "CREATE INDEX ix_agents_role_rank ON agents (role, rank_key)",
             "CREATE INDEX ix_agents_owner ON agents (owner)",
             "CREATE INDEX ix_agents_expires ON agents (expires_at)",
             """CREATE TABLE offerings (
                 address VARCHAR(65) NOT NULL, position INTEGER NOT NULL, model_id VARCHAR(128) NOT NULL,
                 job_kind VARCHAR(128) NOT NULL, price VARCHAR(78) NOT NULL, capacity INTEGER NOT NULL,
-                PRIMARY KEY (address, position))""",
-            "CREATE INDEX ix_offerings_kind ON offerings (job_kind, price, address)",
-            "CREATE INDEX ix_offerings_model ON offerings (model_id, price, address)",
+                rank_key VARCHAR(200) NOT NULL, PRIMARY KEY (address, position))""",
+            "CREATE INDEX ix_offerings_kind_rank ON offerings (job_kind, rank_key)",
+            "CREATE INDEX ix_offerings_model_rank ON offerings (model_id, rank_key)",
+            "CREATE INDEX ix_offerings_rank ON offerings (rank_key)",
             """CREATE TABLE write_nonces (
                 address VARCHAR(65) NOT NULL, nonce VARCHAR(64) NOT NULL, seen_at DOUBLE PRECISION NOT NULL,
                 PRIMARY KEY (address, nonce))""",
@@ -142,6 +152,15 @@ def price_key(amount: int) -> str:
     return str(amount).zfill(PRICE_DIGITS)
 
 
+NO_PRICE = "9" * PRICE_DIGITS
+"""Sorts after every real price (uint256 has 78 digits and starts with 1 at most)."""
+
+
+def rank_suffix(rep_score: int, last_seen: float, address: str) -> str:
+    """The tie-breaking tail of a rank key: higher reputation, then newer heartbeat, then address."""
+    return f"{2**62 - rep_score:019d}{10**15 - int(last_seen * 1000):015d}{address}"
+
+
 def default_database_url() -> str:
     """SQLite file in agora's state dir."""
     return f"sqlite+aiosqlite:///{state_dir() / 'registry.db'}"
@@ -170,7 +189,7 @@ def _begin_immediate(conn: Any) -> None:
 class RegistryStore:
     """Agent cards, offerings and seen write nonces in one SQL database."""
 
-    def __init__(self, url: str, reader: AsyncEngine, writer: AsyncEngine) -> None:
+    def __init__(self, url: str, reader: AsyncEngine | Engine, writer: AsyncEngine) -> None:
         self.url = url
         self._reader = reader
         self._writer = writer
@@ -183,11 +202,15 @@ class RegistryStore:
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            reader = create_async_engine(url, pool_size=4, max_overflow=4)
+            # Reads go through the synchronous pysqlite driver, one worker-thread hop per read: aiosqlite
+            # hops threads for every cursor call, which cost ~10x the query itself on the search path.
+            reader: AsyncEngine | Engine = create_engine(
+                url.replace("+aiosqlite", ""), pool_size=8, max_overflow=8, connect_args={"check_same_thread": False}
+            )
+            event.listen(reader, "connect", _sqlite_pragmas)
             # One pooled writer connection serializes this process's writes; BEGIN IMMEDIATE serializes processes.
             writer = create_async_engine(url, pool_size=1, max_overflow=0)
-            for engine in (reader, writer):
-                event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(writer.sync_engine, "connect", _sqlite_pragmas)
             event.listen(writer.sync_engine, "begin", _begin_immediate)
         else:
             reader = writer = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -201,9 +224,24 @@ class RegistryStore:
 
     async def close(self) -> None:
         """Dispose both engines."""
-        await self._reader.dispose()
-        if self._writer is not self._reader:
-            await self._writer.dispose()
+        if isinstance(self._reader, Engine):
+            self._reader.dispose()
+        elif self._reader is not self._writer:
+            await self._reader.dispose()
+        await self._writer.dispose()
+
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        """Run a read-only function on a connection: in a worker thread (SQLite) or via the async engine."""
+        reader = self._reader
+        if isinstance(reader, Engine):
+
+            def run() -> T:
+                with reader.connect() as conn:
+                    return fn(conn)
+
+            return await asyncio.to_thread(run)
+        async with reader.connect() as conn:
+            return await conn.run_sync(fn)
 
     async def migrate(self) -> int:
         """Apply pending migrations; returns the schema version now in place."""
@@ -230,8 +268,7 @@ class RegistryStore:
 
     async def schema_version(self) -> int:
         """Highest applied migration."""
-        async with self._reader.connect() as conn:
-            value = (await conn.exec_driver_sql("SELECT MAX(version) FROM schema_migrations")).scalar()
+        value = await self._read(lambda c: c.exec_driver_sql("SELECT MAX(version) FROM schema_migrations").scalar())
         return int(value or 0)
 
     # --- writes ------------------------------------------------------------------------------
@@ -258,13 +295,19 @@ class RegistryStore:
                 assert write.card is not None
                 await self._replace(conn, write.card, now, ttl)
             elif write.action == "heartbeat":
+                rep_score = (
+                    await conn.execute(select(agents.c.rep_score).where(agents.c.address == write.address))
+                ).scalar_one()
                 await conn.execute(
                     update(agents).where(agents.c.address == write.address).values(last_seen=now, expires_at=now + ttl)
                 )
+                await self._rerank(conn, write.address, int(rep_score), now)
             else:
                 await self._delete(conn, write.address)
 
     async def _insert(self, conn: AsyncConnection, card: AgentCard, now: float, ttl: float) -> None:
+        min_price = price_key(min(o.price_per_unit for o in card.offerings)) if card.offerings else None
+        suffix = rank_suffix(0, now, card.address)
         await conn.execute(
             insert(agents).values(
                 address=card.address,
@@ -275,12 +318,13 @@ class RegistryStore:
                 updated_at=now,
                 last_seen=now,
                 expires_at=now + ttl,
-                min_price=price_key(min(o.price_per_unit for o in card.offerings)) if card.offerings else None,
+                min_price=min_price,
+                rank_key=(min_price or NO_PRICE) + suffix,
             )
         )
-        await self._insert_offerings(conn, card)
+        await self._insert_offerings(conn, card, suffix)
 
-    async def _insert_offerings(self, conn: AsyncConnection, card: AgentCard) -> None:
+    async def _insert_offerings(self, conn: AsyncConnection, card: AgentCard, suffix: str) -> None:
         if card.offerings:
             await conn.execute(
                 insert(offerings),
@@ -292,13 +336,29 @@ class RegistryStore:
                         "job_kind": o.job_kind,
                         "price": price_key(o.price_per_unit),
                         "capacity": o.capacity,
+                        "rank_key": price_key(o.price_per_unit) + suffix,
                     }
                     for i, o in enumerate(card.offerings)
                 ],
             )
 
+    async def _rerank(self, conn: AsyncConnection, address: str, rep_score: int, last_seen: float) -> None:
+        # Reputation and recency are part of every rank key of the agent, so they move together.
+        suffix = rank_suffix(rep_score, last_seen, address)
+        await conn.execute(
+            update(agents)
+            .where(agents.c.address == address)
+            .values(rank_key=func.coalesce(agents.c.min_price, NO_PRICE) + suffix)
+        )
+        await conn.execute(
+            update(offerings).where(offerings.c.address == address).values(rank_key=offerings.c.price + suffix)
+        )
+
     async def _replace(self, conn: AsyncConnection, card: AgentCard, now: float, ttl: float) -> None:
-        previous_owner = (await conn.execute(select(agents.c.owner).where(agents.c.address == card.address))).scalar()
+        previous = (
+            await conn.execute(select(agents.c.owner, agents.c.rep_score).where(agents.c.address == card.address))
+        ).one()
+        min_price = price_key(min(o.price_per_unit for o in card.offerings)) if card.offerings else None
         values: dict[str, Any] = {
             "role": card.role,
             "owner": card.owner.lower(),
@@ -306,14 +366,18 @@ class RegistryStore:
             "updated_at": now,
             "last_seen": now,
             "expires_at": now + ttl,
-            "min_price": price_key(min(o.price_per_unit for o in card.offerings)) if card.offerings else None,
+            "min_price": min_price,
         }
-        if previous_owner != card.owner.lower():
+        rep_score = int(previous.rep_score)
+        if previous.owner != card.owner.lower():
             # Reputation belongs to the owner account; a new owner starts from what the chain says about it.
+            rep_score = 0
             values.update(rep_score=0, rep_count=0, rep_volume="0" * PRICE_DIGITS)
+        suffix = rank_suffix(rep_score, now, card.address)
+        values["rank_key"] = (min_price or NO_PRICE) + suffix
         await conn.execute(update(agents).where(agents.c.address == card.address).values(**values))
         await conn.execute(delete(offerings).where(offerings.c.address == card.address))
-        await self._insert_offerings(conn, card)
+        await self._insert_offerings(conn, card, suffix)
 
     async def _delete(self, conn: AsyncConnection, address: str) -> None:
         await conn.execute(delete(offerings).where(offerings.c.address == address))
@@ -321,12 +385,40 @@ class RegistryStore:
 
     async def set_reputation(self, owner: str, reputation: Reputation) -> None:
         """Record the chain's reputation for every agent owned by owner."""
+        await self.set_reputations({owner: reputation})
+
+    async def set_reputations(self, reputations: dict[str, Reputation]) -> None:
+        """Record reputations of several owners in one transaction."""
         async with self._writer.begin() as conn:
-            await conn.execute(
-                update(agents)
-                .where(agents.c.owner == owner.lower())
-                .values(rep_score=reputation.score, rep_count=reputation.count, rep_volume=price_key(reputation.volume))
-            )
+            for owner, reputation in reputations.items():
+                owned = (
+                    await conn.execute(
+                        select(agents.c.address, agents.c.last_seen, agents.c.rep_score, agents.c.rep_count).where(
+                            agents.c.owner == owner.lower()
+                        )
+                    )
+                ).all()
+                for row in owned:
+                    if (row.rep_score, row.rep_count) == (reputation.score, reputation.count):
+                        continue  # most refreshes change nothing: skip the writes
+                    await conn.execute(
+                        update(agents)
+                        .where(agents.c.address == row.address)
+                        .values(
+                            rep_score=reputation.score,
+                            rep_count=reputation.count,
+                            rep_volume=price_key(reputation.volume),
+                        )
+                    )
+                    await self._rerank(conn, row.address, reputation.score, row.last_seen)
+
+    async def import_cards(self, cards: list[AgentCard], now: float, ttl: float) -> int:
+        """Bulk-load cards whose signatures were checked elsewhere (restores, benchmarks), in one transaction."""
+        async with self._writer.begin() as conn:
+            for card in cards:
+                await self._delete(conn, card.address)
+                await self._insert(conn, card, now, ttl)
+        return len(cards)
 
     async def purge(self, now: float, nonce_cutoff: float) -> tuple[int, int]:
         """Delete expired entries and nonces seen before nonce_cutoff; returns (entries, nonces) removed."""
@@ -341,14 +433,8 @@ class RegistryStore:
 
     async def get(self, address: str, now: float) -> StoredAgent | None:
         """The live entry for address, or None."""
-        async with self._reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(*_agent_columns(), agents.c.min_price.label("best_price")).where(
-                        agents.c.address == address, agents.c.expires_at > now
-                    )
-                )
-            ).first()
+        params = {"address": address, "now": now}
+        row = await self._read(lambda c: c.execute(_GET_STATEMENT, params).first())
         return None if row is None else _stored(row)
 
     async def endpoints(self, address: str, now: float) -> list[str] | None:
@@ -357,63 +443,61 @@ class RegistryStore:
         return None if entry is None else list(entry.card.endpoints)
 
     async def search(self, query: SearchQuery, now: float) -> tuple[list[StoredAgent], bool]:
-        """Live agents matching query in ranking order; returns (page, whether more follow)."""
-        conditions = [agents.c.expires_at > now]
+        """Live agents matching query in ranking order; returns (page, whether more follow).
+
+        Every agent and offering row carries a rank key (price, inverted reputation, inverted heartbeat
+        time, address, as fixed-width text), so a search walks one index in order and stops after a page.
+        """
+        params: dict[str, Any] = {"now": now}
         if query.role is not None:
-            conditions.append(agents.c.role == query.role)
+            params["role"] = query.role
         if query.min_reputation is not None:
-            conditions.append(agents.c.rep_score >= query.min_reputation)
+            params["min_rep"] = query.min_reputation
         if query.seen_within is not None:
-            conditions.append(agents.c.last_seen >= now - query.seen_within)
-        offer_conditions = []
+            params["seen_after"] = now - query.seen_within
         if query.job_kind is not None:
-            offer_conditions.append(offerings.c.job_kind == query.job_kind)
+            params["job_kind"] = query.job_kind
         if query.model_id is not None:
-            offer_conditions.append(offerings.c.model_id == query.model_id)
+            params["model_id"] = query.model_id
         if query.max_price is not None:
-            offer_conditions.append(offerings.c.price <= price_key(query.max_price))
-        if offer_conditions:
-            # The agent's best price among the offerings that match is what it ranks by.
-            best = (
-                select(offerings.c.address, func.min(offerings.c.price).label("best_price"))
-                .where(and_(*offer_conditions))
-                .group_by(offerings.c.address)
-                .subquery()
-            )
-            stmt = select(*_agent_columns(), best.c.best_price).select_from(
-                agents.join(best, agents.c.address == best.c.address)
-            )
-            price_col: Any = best.c.best_price
-        else:
-            stmt = select(*_agent_columns(), agents.c.min_price.label("best_price"))
-            price_col = agents.c.min_price
-        stmt = (
-            stmt.where(and_(*conditions))
-            .order_by(
-                price_col.asc().nulls_last(), agents.c.rep_score.desc(), agents.c.last_seen.desc(), agents.c.address
-            )
-            .limit(query.limit + 1)
-            .offset(query.offset)
-        )
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [_stored(r) for r in rows[: query.limit]], len(rows) > query.limit
+            # Rank keys start with the price, so "price <= max" is a range on the same index.
+            params["max_rank"] = price_key(query.max_price) + "~"
+        stmt = _search_statement(frozenset(params))
+        if not params.keys() & OFFERING_FILTERS:
+            params.update(lim=query.limit + 1, off=query.offset)
+            rows = await self._read(lambda c: c.execute(stmt, params).all())
+            return [_stored(r) for r in rows[: query.limit]], len(rows) > query.limit
+
+        def distinct_agents(conn: Connection) -> list[Any]:
+            # An agent appears once per matching offering; its first (cheapest) one places it. Fetch
+            # offering rows in rank order until enough distinct agents are found.
+            wanted = query.offset + query.limit + 1
+            found: dict[str, Any] = {}
+            batch, skip = wanted + 8, 0  # most agents list one matching offering
+            while len(found) < wanted:
+                rows = conn.execute(stmt, {**params, "lim": batch, "off": skip}).all()
+                for row in rows:
+                    found.setdefault(row.address, row)
+                if len(rows) < batch:
+                    break
+                skip, batch = skip + batch, batch * 2
+            return list(found.values())[query.offset :]
+
+        ordered = await self._read(distinct_agents)
+        return [_stored(r) for r in ordered[: query.limit]], len(ordered) > query.limit
 
     async def owners(self) -> list[str]:
         """Distinct owner accounts of stored agents."""
-        async with self._reader.connect() as conn:
-            return [r[0] for r in await conn.execute(select(agents.c.owner).distinct())]
+        return await self._read(lambda c: [str(r[0]) for r in c.execute(select(agents.c.owner).distinct())])
 
     async def count(self, now: float) -> int:
         """Number of live entries."""
-        async with self._reader.connect() as conn:
-            value = (await conn.execute(select(func.count()).where(agents.c.expires_at > now))).scalar()
+        value = await self._read(lambda c: c.execute(select(func.count()).where(agents.c.expires_at > now)).scalar())
         return int(value or 0)
 
     async def nonce_count(self) -> int:
         """Number of remembered write nonces (for tests and metrics)."""
-        async with self._reader.connect() as conn:
-            value = (await conn.execute(select(func.count()).select_from(write_nonces))).scalar()
+        value = await self._read(lambda c: c.execute(select(func.count()).select_from(write_nonces)).scalar())
         return int(value or 0)
 
 
@@ -427,6 +511,48 @@ def _agent_columns() -> Sequence[Any]:
         agents.c.rep_count,
         agents.c.rep_volume,
     )
+
+
+OFFERING_FILTERS = frozenset({"job_kind", "model_id", "max_rank"})
+
+
+@functools.cache
+def _search_statement(filters: frozenset[str]) -> Any:
+    """The search SELECT for one combination of filters, built once: values are bound at execution."""
+    conditions = [agents.c.expires_at > bindparam("now")]
+    if "role" in filters:
+        conditions.append(agents.c.role == bindparam("role"))
+    if "min_rep" in filters:
+        conditions.append(agents.c.rep_score >= bindparam("min_rep"))
+    if "seen_after" in filters:
+        conditions.append(agents.c.last_seen >= bindparam("seen_after"))
+    if not filters & OFFERING_FILTERS:
+        return (
+            select(*_agent_columns(), agents.c.min_price.label("best_price"))
+            .where(and_(*conditions))
+            .order_by(agents.c.rank_key)
+            .limit(bindparam("lim"))
+            .offset(bindparam("off"))
+        )
+    if "job_kind" in filters:
+        conditions.append(offerings.c.job_kind == bindparam("job_kind"))
+    if "model_id" in filters:
+        conditions.append(offerings.c.model_id == bindparam("model_id"))
+    if "max_rank" in filters:
+        conditions.append(offerings.c.rank_key < bindparam("max_rank"))
+    return (
+        select(*_agent_columns(), agents.c.address, offerings.c.price.label("best_price"))
+        .select_from(offerings.join(agents, agents.c.address == offerings.c.address))
+        .where(and_(*conditions))
+        .order_by(offerings.c.rank_key)
+        .limit(bindparam("lim"))
+        .offset(bindparam("off"))
+    )
+
+
+_GET_STATEMENT = select(*_agent_columns(), agents.c.min_price.label("best_price")).where(
+    agents.c.address == bindparam("address"), agents.c.expires_at > bindparam("now")
+)
 
 
 def _stored(row: Any) -> StoredAgent:
