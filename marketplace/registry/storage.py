@@ -414,10 +414,47 @@ class RegistryStore:
 
     async def import_cards(self, cards: list[AgentCard], now: float, ttl: float) -> int:
         """Bulk-load cards whose signatures were checked elsewhere (restores, benchmarks), in one transaction."""
+        agent_rows: list[dict[str, Any]] = []
+        offering_rows: list[dict[str, Any]] = []
+        for card in cards:
+            min_price = price_key(min(o.price_per_unit for o in card.offerings)) if card.offerings else None
+            suffix = rank_suffix(0, now, card.address)
+            agent_rows.append(
+                {
+                    "address": card.address,
+                    "role": card.role,
+                    "owner": card.owner.lower(),
+                    "card_json": card.model_dump_json(),
+                    "registered_at": now,
+                    "updated_at": now,
+                    "last_seen": now,
+                    "expires_at": now + ttl,
+                    "min_price": min_price,
+                    "rank_key": (min_price or NO_PRICE) + suffix,
+                }
+            )
+            offering_rows += [
+                {
+                    "address": card.address,
+                    "position": i,
+                    "model_id": o.model_id,
+                    "job_kind": o.job_kind,
+                    "price": price_key(o.price_per_unit),
+                    "capacity": o.capacity,
+                    "rank_key": price_key(o.price_per_unit) + suffix,
+                }
+                for i, o in enumerate(card.offerings)
+            ]
         async with self._writer.begin() as conn:
-            for card in cards:
-                await self._delete(conn, card.address)
-                await self._insert(conn, card, now, ttl)
+            addresses = [card.address for card in cards]
+            for start in range(0, len(addresses), 500):
+                chunk = addresses[start : start + 500]
+                await conn.execute(delete(offerings).where(offerings.c.address.in_(chunk)))
+                await conn.execute(delete(agents).where(agents.c.address.in_(chunk)))
+            if agent_rows:
+                await conn.execute(insert(agents), agent_rows)
+            if offering_rows:
+                await conn.execute(insert(offerings), offering_rows)
         return len(cards)
 
     async def purge(self, now: float, nonce_cutoff: float) -> tuple[int, int]:
@@ -561,7 +598,10 @@ def _stored(row: Any) -> StoredAgent:
         registered_at=row.registered_at,
         last_seen=row.last_seen,
         expires_at=row.expires_at,
-        reputation=Reputation(count=int(row.rep_count), volume=int(row.rep_volume), score=int(row.rep_score)),
+        # Values were validated on the way in; skip re-validation on the read path.
+        reputation=Reputation.model_construct(
+            count=int(row.rep_count), volume=int(row.rep_volume), score=int(row.rep_score)
+        ),
         best_price=None if row.best_price is None else int(row.best_price),
     )
 
