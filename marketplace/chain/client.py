@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_signature_to_4byte_selector
@@ -13,7 +14,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract import AsyncContract
 from web3.contract.async_contract import AsyncContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
-from web3.types import Nonce, TxParams, TxReceipt, Wei
+from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
 
 from marketplace.chain.manifest import ABI, Deployment
 
@@ -93,19 +94,43 @@ class ChainConnection:
     @classmethod
     def connect(cls, deployment: Deployment, account: LocalAccount, rpc_url: str | None = None) -> ChainConnection:
         """Open an HTTP connection to rpc_url (default: the one recorded in the manifest)."""
-        w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url or deployment.rpc_url, request_kwargs={"timeout": 30}))
-        return cls(w3, deployment, account)
+        provider = AsyncHTTPProvider(
+            rpc_url or deployment.rpc_url,
+            request_kwargs={"timeout": 30},
+            # web3's validation middleware asks for the chain id before every call; it never
+            # changes for one endpoint, so caching just that request halves round trips.
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
+        return cls(AsyncWeb3(provider), deployment, account)
 
     def with_account(self, account: LocalAccount) -> ChainConnection:
         """The same chain and transport, another signer (close the original only)."""
         return ChainConnection(self.w3, self.deployment, account, self.gas_meter)
+
+    def reset_nonce(self) -> None:
+        """Forget the locally tracked nonce (re-read from the node), e.g. after an EVM revert."""
+        self._nonce = None
 
     async def close(self) -> None:
         """Close the HTTP session behind this connection (shared with with_account() copies)."""
         await self.w3.provider.disconnect()
 
     async def __aenter__(self) -> ChainConnection:
+        await self.keep_alive()
         return self
+
+    async def keep_alive(self) -> None:
+        """Reuse TCP connections to the node; web3 otherwise opens (and resolves) one per request.
+
+        Must run inside the event loop that will use the connection; close() closes the session.
+        """
+        provider = self.w3.provider
+        if isinstance(provider, AsyncHTTPProvider):
+            session = ClientSession(
+                connector=TCPConnector(limit=32), timeout=ClientTimeout(total=30), raise_for_status=True
+            )
+            await provider.cache_async_session(session)
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()

@@ -1,0 +1,477 @@
+"""Hypothesis drives random sequences of escrow, channel and staking actions across several actors on anvil.
+
+After every step: token conservation (the holders' balances sum to a constant) and each contract's
+holdings equal its outstanding obligations. After every example: all deadlines pass and everything
+left is withdrawn, so every contract ends empty (no stuck funds). Block time is pinned (one second
+per block, explicit jumps) so outcomes at deadlines are predicted exactly and runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Awaitable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from eth_utils.abi import function_signature_to_4byte_selector
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from marketplace.chain import ChainConnection, ContractRevert, JobSpec, JobStatus, Lineage, LocalChain, ModelSpec
+from marketplace.chain.deploy import STAKING_CONFIG
+from marketplace.chain.node import rpc_call
+from tests.contracts.conftest import AGT, Actors, Clients, clients_for
+
+pytestmark = pytest.mark.chain
+
+T = TypeVar("T")
+LIVE = (JobStatus.OPEN, JobStatus.FUNDED, JobStatus.SUBMITTED)
+GOOD, BAD = b"\xaa" * 32, b"\xbb" * 32
+MIN_STAKE = STAKING_CONFIG.min_stake
+
+
+@dataclass
+class JobModel:
+    """What the test expects of one job."""
+
+    client: int
+    evaluator: int
+    budget: int
+    deadline: int
+    status: JobStatus = JobStatus.OPEN
+
+
+@dataclass
+class ChannelModel:
+    """What the test expects of one channel."""
+
+    sender: int
+    recipient: int
+    deposit: int
+    expiry: int
+    claimed: int = 0
+    closed: bool = False
+
+
+@dataclass
+class Counters:
+    """Steps run across all examples of one test (the suite asserts a floor)."""
+
+    steps: int = 0
+    examples: int = 0
+
+
+@dataclass
+class Env:
+    """What every example shares: the chain, actors, models, one event loop and one connection."""
+
+    chain: LocalChain
+    actors: Actors
+    model_ids: list[int]
+    loop: asyncio.AbstractEventLoop
+    conn: ChainConnection
+    users: list[Clients]
+    validators: list[Clients]
+    counters: Counters = field(default_factory=Counters)
+
+
+class Economy(RuleBasedStateMachine):
+    """A model of the settlement contracts checked against the real ones after every action."""
+
+    def __init__(self, env: Env) -> None:
+        super().__init__()
+        self.env = env
+        self.loop = env.loop
+        self.snapshot = env.chain.snapshot()
+        self.conn = env.conn
+        actors = env.actors
+        self.users: list[LocalAccount] = [actors.alice, actors.bob, actors.carol, actors.dave, actors.outsider]
+        self.validators: list[LocalAccount] = list(actors.validators)
+        self.u, self.v = env.users, env.validators
+        self.any = self.u[0]
+        self.holders = [a.address for a in (env.chain.treasury, *actors.everyone)]
+        self.holders += [self.any.escrow.address, self.any.channels.address, self.any.staking.address]
+        token, staking = self.any.token.address, self.any.staking.address
+        self.balance_calls = [(token, _calldata("balanceOf(address)", h)) for h in self.holders]
+        self.stake_calls = [(staking, _calldata("stakeOf(address)", v.address)) for v in self.validators]
+        self.total = sum(self._balances())
+        self.jobs: dict[int, JobModel] = {}
+        self.channels: dict[int, ChannelModel] = {}
+        self.tasks = 0
+        env.counters.examples += 1
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def _balances(self) -> list[int]:
+        return [int(r, 16) for r in self._raw_calls(self.balance_calls)]
+
+    def _stakes(self) -> list[int]:
+        """Active plus unbonding stake of each validator (the first two words of stakeOf)."""
+        return [int(r[2:66], 16) + int(r[66:130], 16) for r in self._raw_calls(self.stake_calls)]
+
+    def _raw_calls(self, calls: list[tuple[str, str]]) -> list[str]:
+        """eth_calls with precomputed calldata in one JSON-RPC batch, bypassing web3's per-call
+        ABI machinery (the invariants run after every step and dominated the run time)."""
+        body = [
+            {"jsonrpc": "2.0", "id": i, "method": "eth_call", "params": [{"to": to, "data": data}, "latest"]}
+            for i, (to, data) in enumerate(calls)
+        ]
+        request = urllib.request.Request(  # noqa: S310 - the loopback anvil URL
+            self.env.chain.rpc_url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            replies = sorted(json.loads(response.read()), key=lambda r: r["id"])
+        return [str(r["result"]) for r in replies]
+
+    def now(self) -> int:
+        """Timestamp the next transaction's block will carry (one second per block)."""
+        block = rpc_call(self.env.chain.rpc_url, "eth_getBlockByNumber", ["latest", False])
+        return int(block["timestamp"], 16) + 1  # type: ignore[index]
+
+    def jump(self, seconds: int) -> None:
+        latest = self.now() - 1
+        rpc_call(self.env.chain.rpc_url, "evm_setNextBlockTimestamp", [latest + seconds])
+        rpc_call(self.env.chain.rpc_url, "evm_mine")
+
+    def expect(self, call: Awaitable[T], error: str | None) -> T | None:
+        """Run a transaction and check it succeeds (error None) or reverts with `error`."""
+        self.env.counters.steps += 1
+        reverted: ContractRevert | None = None
+        result: T | None = None
+        try:
+            result = self.run(call)  # type: ignore[arg-type]
+        except ContractRevert as exc:
+            reverted = exc
+        outcome = reverted.name if reverted else None
+        assert outcome == error, f"expected {error or 'success'}, got {reverted or 'success'}"
+        return result
+
+    # --- escrow ---------------------------------------------------------------------------
+
+    @rule(
+        client=st.integers(0, 4),
+        provider=st.integers(0, 4),
+        evaluator=st.integers(0, 2),
+        budget=st.integers(1, 50 * AGT),
+        model=st.integers(0, 3),
+        ttl=st.sampled_from([900, 2_700, 5_400]),
+        fee=st.integers(0, 2_000),
+    )
+    def create_job(
+        self, client: int, provider: int, evaluator: int, budget: int, model: int, ttl: int, fee: int
+    ) -> None:
+        provider = provider if provider != client else (provider + 1) % 5
+        deadline = self.now() + ttl
+        active = self.run(self.v[evaluator].staking.stake_of(self.validators[evaluator].address)).active
+        spec = JobSpec(
+            self.users[provider].address,
+            self.validators[evaluator].address,
+            deadline,
+            budget,
+            self.env.model_ids[model - 1] if model else 0,
+            fee,
+        )
+        error = None if active >= MIN_STAKE else "EvaluatorNotValidator"
+        created = self.expect(self.u[client].escrow.create_job(spec), error)
+        if created is not None:
+            self.jobs[created.job_id] = JobModel(client, evaluator, budget, deadline)
+
+    def _pick_job(self, pick: int) -> tuple[int, JobModel] | None:
+        if not self.jobs:
+            return None
+        job_id = sorted(self.jobs)[pick % len(self.jobs)]
+        return job_id, self.jobs[job_id]
+
+    @rule(pick=st.integers(0, 10**6), wrong_price=st.booleans())
+    def fund(self, pick: int, wrong_price: bool) -> None:
+        chosen = self._pick_job(pick)
+        if chosen is None:
+            return
+        job_id, job = chosen
+        expected = job.budget + 1 if wrong_price else job.budget
+        if job.status is not JobStatus.OPEN:
+            error: str | None = "WrongStatus"
+        elif self.now() >= job.deadline:
+            error = "DeadlinePassed"
+        else:
+            error = "BudgetMismatch" if wrong_price else None
+        if self.expect(self.u[job.client].escrow.fund(job_id, expected), error) is not None:
+            job.status = JobStatus.FUNDED
+
+    @rule(pick=st.integers(0, 10**6))
+    def submit(self, pick: int) -> None:
+        chosen = self._pick_job(pick)
+        if chosen is None:
+            return
+        job_id, job = chosen
+        provider = self.run(self.any.escrow.get_job(job_id)).provider
+        signer = self.u[[a.address for a in self.users].index(provider)]
+        if job.status is not JobStatus.FUNDED:
+            error: str | None = "WrongStatus"
+        else:
+            error = "DeadlinePassed" if self.now() >= job.deadline else None
+        if self.expect(signer.escrow.submit(job_id, b"\x01" * 32), error) is not None:
+            job.status = JobStatus.SUBMITTED
+
+    @rule(pick=st.integers(0, 10**6), score=st.integers(0, 100))
+    def complete(self, pick: int, score: int) -> None:
+        chosen = self._pick_job(pick)
+        if chosen is None:
+            return
+        job_id, job = chosen
+        error = None if job.status is JobStatus.SUBMITTED else "WrongStatus"
+        if self.expect(self.v[job.evaluator].escrow.complete(job_id, b"\x02" * 32, score), error) is not None:
+            job.status = JobStatus.COMPLETED
+
+    @rule(pick=st.integers(0, 10**6))
+    def reject(self, pick: int) -> None:
+        chosen = self._pick_job(pick)
+        if chosen is None:
+            return
+        job_id, job = chosen
+        signer = self.u[job.client] if job.status is JobStatus.OPEN else self.v[job.evaluator]
+        error = None if job.status in LIVE else "WrongStatus"
+        if self.expect(signer.escrow.reject(job_id, b"\x03" * 32), error) is not None:
+            job.status = JobStatus.REJECTED
+
+    @rule(pick=st.integers(0, 10**6), caller=st.integers(0, 4))
+    def expire(self, pick: int, caller: int) -> None:
+        chosen = self._pick_job(pick)
+        if chosen is None:
+            return
+        job_id, job = chosen
+        if job.status not in LIVE:
+            error: str | None = "WrongStatus"
+        else:
+            error = "NotExpired" if self.now() < job.deadline else None
+        if self.expect(self.u[caller].escrow.claim_refund(job_id), error) is not None:
+            job.status = JobStatus.EXPIRED
+
+    # --- channels -------------------------------------------------------------------------
+
+    @rule(
+        sender=st.integers(0, 4),
+        recipient=st.integers(0, 4),
+        deposit=st.integers(1, 20 * AGT),
+        ttl=st.sampled_from([900, 2_700, 5_400]),
+        model=st.integers(0, 3),
+    )
+    def open_channel(self, sender: int, recipient: int, deposit: int, ttl: int, model: int) -> None:
+        recipient = recipient if recipient != sender else (recipient + 1) % 5
+        expiry = self.now() + ttl
+        model_id = self.env.model_ids[model - 1] if model else 0
+        call = self.u[sender].channels.open_channel(self.users[recipient].address, deposit, expiry, model_id)
+        opened = self.expect(call, None)
+        assert opened is not None
+        self.channels[opened.channel_id] = ChannelModel(sender, recipient, deposit, expiry)
+
+    def _pick_channel(self, pick: int) -> tuple[int, ChannelModel] | None:
+        if not self.channels:
+            return None
+        channel_id = sorted(self.channels)[pick % len(self.channels)]
+        return channel_id, self.channels[channel_id]
+
+    def _claim_error(self, ch: ChannelModel, cumulative: int) -> str | None:
+        if ch.closed:
+            return "ChannelIsClosed"
+        if cumulative <= ch.claimed:
+            return "VoucherNotIncreasing"
+        return "VoucherExceedsDeposit" if cumulative > ch.deposit else None
+
+    @rule(pick=st.integers(0, 10**6), increment=st.integers(0, 8 * AGT))
+    def claim(self, pick: int, increment: int) -> None:
+        chosen = self._pick_channel(pick)
+        if chosen is None:
+            return
+        channel_id, ch = chosen
+        cumulative = ch.claimed + increment
+        signed = self.run(self.u[ch.sender].channels.sign(self.users[ch.sender], channel_id, cumulative))
+        if self.expect(self.u[ch.recipient].channels.claim(signed), self._claim_error(ch, cumulative)) is not None:
+            ch.claimed = cumulative
+
+    @rule(recipient=st.integers(0, 4), fraction=st.integers(1, 100))
+    def claim_many(self, recipient: int, fraction: int) -> None:
+        mine = [(i, c) for i, c in sorted(self.channels.items()) if c.recipient == recipient and not c.closed]
+        mine = [(i, c) for i, c in mine if c.claimed < c.deposit][:4]
+        if not mine:
+            return
+        targets = [c.claimed + max(1, (c.deposit - c.claimed) * fraction // 100) for _, c in mine]
+        signed = [
+            self.run(self.u[c.sender].channels.sign(self.users[c.sender], i, t))
+            for (i, c), t in zip(mine, targets, strict=True)
+        ]
+        if self.expect(self.u[recipient].channels.claim_many(signed), None) is not None:
+            for (_, c), t in zip(mine, targets, strict=True):
+                c.claimed = t
+
+    @rule(pick=st.integers(0, 10**6), caller=st.integers(0, 4))
+    def refund(self, pick: int, caller: int) -> None:
+        chosen = self._pick_channel(pick)
+        if chosen is None:
+            return
+        channel_id, ch = chosen
+        if ch.closed:
+            error: str | None = "ChannelIsClosed"
+        else:
+            error = "ChannelNotExpired" if self.now() < ch.expiry else None
+        if self.expect(self.u[caller].channels.refund(channel_id), error) is not None:
+            ch.closed = True
+
+    @rule(pick=st.integers(0, 10**6), amount=st.integers(1, 5 * AGT), extra=st.sampled_from([0, 1_800]))
+    def top_up_and_extend(self, pick: int, amount: int, extra: int) -> None:
+        chosen = self._pick_channel(pick)
+        if chosen is None:
+            return
+        channel_id, ch = chosen
+        sender = self.u[ch.sender].channels
+        error = "ChannelIsClosed" if ch.closed else None
+        if self.expect(sender.top_up(channel_id, amount), error) is not None or error is None:
+            ch.deposit += amount
+        if extra and not ch.closed:
+            self.expect(sender.extend(channel_id, ch.expiry + extra), None)
+            ch.expiry += extra
+
+    # --- staking --------------------------------------------------------------------------
+
+    @rule(validator=st.integers(0, 2), amount=st.integers(1, 300 * AGT))
+    def stake(self, validator: int, amount: int) -> None:
+        self.expect(self.v[validator].staking.stake(amount), None)
+
+    @rule(validator=st.integers(0, 2), amount=st.integers(1, 1_500 * AGT))
+    def request_unstake(self, validator: int, amount: int) -> None:
+        active = self.run(self.v[validator].staking.stake_of(self.validators[validator].address)).active
+        error = "InsufficientStake" if amount > active else None
+        self.expect(self.v[validator].staking.request_unstake(amount), error)
+
+    @rule(validator=st.integers(0, 2))
+    def withdraw(self, validator: int) -> None:
+        info = self.run(self.v[validator].staking.stake_of(self.validators[validator].address))
+        error = "NothingToWithdraw" if info.unbonding == 0 or self.now() < info.release_at else None
+        self.expect(self.v[validator].staking.withdraw(), error)
+
+    @rule(accused=st.integers(0, 2), shift=st.integers(1, 2), voter_agrees=st.none() | st.booleans())
+    def slash_round(self, accused: int, shift: int, voter_agrees: bool | None) -> None:
+        """One whole dispute: attest, challenge, optional third vote, window passes, resolve."""
+        challenger, voter = (accused + shift) % 3, (accused + 3 - shift) % 3
+        eligible = [self.run(self.any.staking.is_validator(a.address)) for a in self.validators]
+        if not (eligible[accused] and eligible[challenger]):
+            return
+        self.tasks += 1
+        task = self.tasks.to_bytes(32, "big")
+        self.expect(self.v[accused].staking.attest(task, BAD), None)
+        opened = self.expect(
+            self.v[challenger].staking.open_dispute(task, self.validators[accused].address, GOOD), None
+        )
+        assert opened is not None
+        if voter_agrees is not None and eligible[voter]:
+            self.expect(self.v[voter].staking.vote(opened.dispute_id, BAD if voter_agrees else GOOD), None)
+        self.jump(STAKING_CONFIG.dispute_window)
+        resolved = self.expect(self.any.staking.resolve(opened.dispute_id), None)
+        assert resolved is not None
+        assert resolved.upheld == (voter_agrees is not False or not eligible[voter])
+
+    @rule(seconds=st.sampled_from([60, 600, 1_800, 3_600]))
+    def advance_time(self, seconds: int) -> None:
+        self.env.counters.steps += 1
+        self.jump(seconds)
+
+    # --- invariants -----------------------------------------------------------------------
+
+    @invariant()
+    def tokens_are_conserved_and_backed(self) -> None:
+        balances = dict(zip(self.holders, self._balances(), strict=True))
+        assert sum(balances.values()) == self.total
+        escrowed = sum(j.budget for j in self.jobs.values() if j.status in (JobStatus.FUNDED, JobStatus.SUBMITTED))
+        assert balances[self.any.escrow.address] == escrowed
+        unclaimed = sum(c.deposit - c.claimed for c in self.channels.values() if not c.closed)
+        assert balances[self.any.channels.address] == unclaimed
+        assert balances[self.any.staking.address] == sum(self._stakes())
+
+    def teardown(self) -> None:
+        try:
+            self._drain_everything()
+        finally:
+            self.env.chain.revert(self.snapshot)
+            for clients in (*self.u, *self.v):
+                clients.token.conn.reset_nonce()
+
+    def _drain_everything(self) -> None:
+        """After every deadline anyone can free every escrowed wei: nothing may stay stuck."""
+        for client, validator in zip(self.v, self.validators, strict=True):
+            active = self.run(client.staking.stake_of(validator.address)).active
+            if active:
+                self.run(client.staking.request_unstake(active))
+        self.jump(STAKING_CONFIG.unbonding_period + 10_000)
+        for job_id, job in self.jobs.items():
+            if job.status in LIVE:
+                self.run(self.any.escrow.claim_refund(job_id))
+        for channel_id, ch in self.channels.items():
+            if not ch.closed:
+                self.run(self.any.channels.refund(channel_id))
+        for client, validator in zip(self.v, self.validators, strict=True):
+            if self.run(client.staking.stake_of(validator.address)).unbonding:
+                self.run(client.staking.withdraw())
+        balances = dict(zip(self.holders, self._balances(), strict=True))
+        for contract in (self.any.escrow, self.any.channels, self.any.staking):
+            assert balances[contract.address] == 0, f"{contract.contract_name} kept {balances[contract.address]}"
+        assert sum(balances.values()) == self.total
+
+
+def _calldata(signature: str, address: str) -> str:
+    return "0x" + function_signature_to_4byte_selector(signature).hex() + address[2:].lower().rjust(64, "0")
+
+
+async def _register_lineage(chain: LocalChain, actors: Actors) -> list[int]:
+    """Three models, three generations, royalties to actors only (so conservation stays closed)."""
+    async with chain.connect() as conn:
+        carol, dave, bob = (clients_for(conn, a) for a in (actors.carol, actors.dave, actors.bob))
+        base = (await carol.models.register_model(ModelSpec(b"\x01" * 32))).model_id
+        mid_lineage = Lineage(parents=((base, 2_000),), contributors=((actors.outsider.address, 500),))
+        mid = (await dave.models.register_model(ModelSpec(b"\x02" * 32), mid_lineage)).model_id
+        top_lineage = Lineage(parents=((mid, 3_000),), contributors=((actors.alice.address, 1_000),))
+        top = (await bob.models.register_model(ModelSpec(b"\x03" * 32), top_lineage)).model_id
+        return [base, mid, top]
+
+
+def _run_economy(chain: LocalChain, actors: Actors, examples: int, steps: int) -> Counters:
+    model_ids = asyncio.run(_register_lineage(chain, actors))
+    loop = asyncio.new_event_loop()
+    conn = chain.connect()
+    loop.run_until_complete(conn.keep_alive())
+    users = [clients_for(conn, a) for a in (actors.alice, actors.bob, actors.carol, actors.dave, actors.outsider)]
+    env = Env(chain, actors, model_ids, loop, conn, users, [clients_for(conn, a) for a in actors.validators])
+    rpc_call(chain.rpc_url, "anvil_setBlockTimestampInterval", [1])
+    try:
+        run_state_machine_as_test(
+            lambda: Economy(env),
+            settings=settings(
+                max_examples=examples,
+                stateful_step_count=steps,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
+    finally:
+        rpc_call(chain.rpc_url, "anvil_removeBlockTimestampInterval")
+        loop.run_until_complete(conn.close())
+        loop.close()
+    return env.counters
+
+
+def test_economy_conservesTokensAndLeavesNoStuckFunds(chain: LocalChain, actors: Actors) -> None:
+    counters = _run_economy(chain, actors, examples=36, steps=50)
+    assert counters.steps >= 1_000, counters
+
+
+@pytest.mark.slow
+def test_economy_conservesTokensOverLongerRun(chain: LocalChain, actors: Actors) -> None:
+    counters = _run_economy(chain, actors, examples=60, steps=90)
+    assert counters.steps >= 3_000, counters
