@@ -22,9 +22,11 @@ from uagents.resolver import Resolver
 from uagents.storage import KeyValueStore
 from uagents.types import MsgInfo
 from uagents_core.envelope import Envelope
+from uagents_core.identity import parse_identifier
 from uagents_core.types import DeliveryStatus, MsgStatus
 
 from agents.clock import Clock, SystemClock
+from agents.crypto import schema_digest
 from agents.mods import ENVELOPE_MODS, HANDLER_MODS, Inbound, Metrics, Mod, ModContext, Rejected, compose
 from agents.resolver import StaticResolver
 from agents.settings import AgentSettings
@@ -36,7 +38,7 @@ from protocols.errors import ErrorCode, ErrorReply
 
 M = TypeVar("M", bound=Model)
 
-_ERROR_DIGEST = Model.build_schema_digest(ErrorReply)
+_ERROR_DIGEST = schema_digest(ErrorReply)
 
 # uAgents' constructor asks the Fetch.ai ledger for the Almanac contract version (a blocking gRPC call
 # that stalls ~33 s offline). agora never registers in the Almanac, so the contract is never needed.
@@ -69,6 +71,46 @@ class AgentDeps:
     clock: Clock | None = None
     resolver: Resolver | None = None
     store: AgentStore | None = None
+
+
+class _AgoraContext(ExternalContext):  # type: ignore[misc]  # uagents is untyped
+    """The handler context: uAgents' own, except that replies to remote peers go out signed once, on pooled
+    connections, with a nonce (uAgents signs, then our dispenser would have to re-sign to add the nonce)."""
+
+    def __init__(self, owner: AgoraAgent, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._agora_agent = owner
+
+    async def send(self, destination: str, message: Model, timeout: int = 30) -> MsgStatus:  # noqa: ASYNC109  # uAgents signature
+        """uAgents' reactive send, with the schema digest cached (uAgents rebuilds the JSON schema per message)."""
+        status: MsgStatus = await self.send_raw(
+            destination,
+            schema_digest(type(message)),
+            message.model_dump_json(),
+            timeout=timeout,
+            protocol_digest=self._protocol[0],
+            queries=self._queries,
+        )
+        return status
+
+    async def send_raw(self, destination: str, message_schema_digest: str, message_body: str, **kw: Any) -> MsgStatus:
+        """Remote fire-and-forget sends take agora's path; everything else (local, sync, awaited) stays uAgents'."""
+        _, _, address = parse_identifier(destination)
+        queries = kw.get("queries") or {}
+        if (
+            not address
+            or dispatcher.contains(address)
+            or kw.get("sync")
+            or kw.get("wait_for_response")
+            or address in queries
+        ):
+            return await super().send_raw(destination, message_schema_digest, message_body, **kw)
+        # validate_replies() reads this record to check that a handler answered with an allowed reply.
+        self._outbound_messages.setdefault(address, []).append((message_body, message_schema_digest))
+        status: MsgStatus = await self._agora_agent._send_remote(
+            address, message_schema_digest, message_body, self.session
+        )
+        return status
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -252,13 +294,25 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
     async def send(self, destination: str, message: Model, *, session: uuid.UUID | None = None) -> MsgStatus:
         """Send a message (in-process when the destination lives here, else signed over HTTP)."""
         session = session or uuid.uuid4()
-        digest = Model.build_schema_digest(message)
+        digest = schema_digest(type(message))
         body = message.model_dump_json()
         if dispatcher.contains(destination):
             return await dispatch_local_message(self.address, destination, digest, body, session)
+        status = await self._send_remote(destination, digest, body, session)
+        if status.detail.startswith("unresolved"):
+            raise DeliveryError("unresolved", f"no endpoint known for {destination}")
+        return status
+
+    async def _send_remote(self, destination: str, digest: str, body: str, session: uuid.UUID) -> MsgStatus:
         address, endpoints = await self._resolver.resolve(destination)
         if not address or not endpoints:
-            raise DeliveryError("unresolved", f"no endpoint known for {destination}")
+            return MsgStatus(
+                status=DeliveryStatus.FAILED,
+                detail="unresolved: no endpoint known",
+                destination=destination,
+                endpoint="",
+                session=session,
+            )
         envelope = Envelope(version=1, sender=self.address, target=address, session=session, schema_digest=digest)
         envelope.encode_payload(body)
         return await self._sender.post(self._sender.seal(envelope, self._settings.envelope_ttl), endpoints)
@@ -274,7 +328,7 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
     ) -> Model:
         """Send `message` and await a reply of any type in `expect` (same session); ErrorReply raises RemoteError."""
         session = uuid.uuid4()
-        types = {Model.build_schema_digest(t): t for t in expect}
+        types = {schema_digest(t): t for t in expect}
         types[_ERROR_DIGEST] = ErrorReply
         await dispatcher.register_pending_response(self.address, destination, session, set(types))
         status = await self.send(destination, message, session=session)
@@ -320,7 +374,8 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         await dispatcher.dispatch_msg(msg.sender, msg.target, msg.schema_digest, msg.payload, msg.session)
 
     def _handler_context(self, msg: Inbound) -> ExternalContext:
-        return ExternalContext(
+        return _AgoraContext(
+            self,
             agent=AgentRepresentation(
                 address=self.address, name=self._name, identity=self._identity, prefix=self._prefix
             ),

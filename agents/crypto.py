@@ -9,6 +9,7 @@ from coincurve import PrivateKey, PublicKey
 from coincurve.ecdsa import cdata_to_der, deserialize_compact
 from uagents_core.envelope import Envelope
 from uagents_core.identity import Identity
+from uagents_core.models import Model
 
 _ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_ORDER = _ORDER // 2
@@ -64,6 +65,17 @@ def _bech32_decode(value: str, expected_prefix: str) -> bytes:
     return (number >> (len(body) * 5 - size * 8)).to_bytes(size, "big")
 
 
+_SCHEMA_DIGESTS: dict[type[Model], str] = {}
+
+
+def schema_digest(model: type[Model]) -> str:
+    """uAgents' schema digest of a message class, cached (uAgents recomputes the JSON schema on every send)."""
+    digest = _SCHEMA_DIGESTS.get(model)
+    if digest is None:
+        digest = _SCHEMA_DIGESTS[model] = str(Model.build_schema_digest(model))
+    return digest
+
+
 @lru_cache(maxsize=4096)
 def public_key_of(address: str) -> PublicKey:
     """The secp256k1 public key encoded in an `agent1…` address (cached: senders repeat)."""
@@ -104,7 +116,7 @@ def sign_envelope(envelope: Envelope, identity: Identity) -> None:
     envelope.signature = identity.sign_digest(envelope._digest())
 
 
-def verify_envelope(envelope: Envelope) -> None:
+def verify_envelope(envelope: Envelope, digest: bytes | None = None) -> None:
     """Check that the envelope is signed by the key behind its sender address; raise SignatureError otherwise."""
     if envelope.signature is None:
         raise SignatureError("envelope is not signed")
@@ -118,5 +130,5 @@ def verify_envelope(envelope: Envelope) -> None:
     if s > _HALF_ORDER:
         compact = compact[:32] + (_ORDER - s).to_bytes(32, "big")
     der = cdata_to_der(deserialize_compact(compact))
-    if not public_key_of(envelope.sender).verify(der, envelope._digest(), hasher=None):
+    if not public_key_of(envelope.sender).verify(der, digest or envelope._digest(), hasher=None):
         raise SignatureError("signature does not match sender")

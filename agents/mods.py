@@ -48,6 +48,7 @@ class Inbound:
     size: int
     envelope: Envelope | None = None
     message: Model | None = None
+    digest: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +116,9 @@ async def verify_signature(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
     if env is not None:
         if is_user_address(env.sender):
             raise Rejected(ErrorCode.BAD_SENDER, "unsigned user senders are not accepted", status=401)
+        msg.digest = env._digest()  # the signed digest, reused as the replay id
         try:
-            verify_envelope(env)
+            verify_envelope(env, msg.digest)
         except SignatureError as err:
             raise Rejected(ErrorCode.BAD_SIGNATURE, str(err), status=401) from err
     await nxt(msg, ctx)
@@ -151,7 +153,7 @@ async def guard_replay(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
     env = msg.envelope
     if env is not None:
         # The signed digest covers session, payload, expiry and nonce: it is the message id.
-        message_id = env._digest().hex()
+        message_id = (msg.digest or env._digest()).hex()
         expires = float(env.expires or 0) + ctx.limits.clock_skew
         if not ctx.store.remember_message(env.sender, message_id, expires):
             raise Rejected(ErrorCode.REPLAYED, "envelope already received", status=409)
