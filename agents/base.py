@@ -158,7 +158,8 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         self._storage = KeyValueStore(self.address[0:16], cwd=str(data_dir))
         self._store = store or AgentStore(data_dir / "state.sqlite3")
         self._metrics = Metrics()
-        self._sender = EnvelopeSender(self._identity, self._clock.now)
+        self._wall_clock = SystemClock()  # envelope expiry is real time, whatever clock the business logic uses
+        self._sender = EnvelopeSender(self._identity, self._wall_clock.now)
         self._dispenser = PooledDispenser(self._sender, settings.envelope_ttl)
         self._envelope_server = EnvelopeServer(
             settings.host, settings.port, self._receive_envelope, settings.limits.max_message_bytes
@@ -168,6 +169,7 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             address=self.address,
             store=self._store,
             clock=self._clock,
+            wall_clock=self._wall_clock,
             limits=settings.limits,
             metrics=self._metrics,
             logger=self._logger,
@@ -249,7 +251,7 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         if self._started:
             raise RuntimeError("an agent object starts once; build a new one (same seed, same data dir) to restart")
         self._loop = asyncio.get_running_loop()
-        self._store.forget_expired(self._clock.now())
+        self._store.forget_expired(self._wall_clock.now())
         self.setup()
         await self._envelope_server.start()
         self._started = True

@@ -72,11 +72,16 @@ class Metrics:
 
 @dataclass(frozen=True, slots=True)
 class ModContext:
-    """What a mod may use: the agent address, its store, clock, limits, metrics, logger and known models."""
+    """What a mod may use: the agent address, its store, clocks, limits, metrics, logger and known models.
+
+    `clock` is the injected (possibly simulated) business clock; `wall_clock` is real time, which the
+    transport checks use so that a simulated clock can never widen an expiry or replay window.
+    """
 
     address: str
     store: AgentStore
     clock: Clock
+    wall_clock: Clock
     limits: Limits
     metrics: Metrics
     logger: logging.Logger
@@ -138,7 +143,7 @@ async def check_expiry(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
     """Require `expires` in (now, now + max_envelope_ttl]: bounded expiry keeps the replay table bounded."""
     env = msg.envelope
     if env is not None:
-        now = ctx.clock.now()
+        now = ctx.wall_clock.now()
         if env.expires is None:
             raise Rejected(ErrorCode.EXPIRED, "envelope has no expiry")
         if env.expires < now - ctx.limits.clock_skew:

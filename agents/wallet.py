@@ -42,12 +42,20 @@ class Wallet:
         """Fresh random keys (from os.urandom)."""
         return cls.from_seed(os.urandom(32).hex())
 
-    def write_keystore(self, path: str | os.PathLike[str], password: str) -> None:
-        """Save the settlement key as an encrypted keystore file (mode 0600)."""
+    def write_keystore(
+        self, path: str | os.PathLike[str], password: str, *, pbkdf2_iterations: int | None = None
+    ) -> None:
+        """Save the settlement key as an encrypted keystore file (mode 0600); scrypt unless iterations are given."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(Account.encrypt(self._account.key, password)))
-        target.chmod(0o600)
+        if pbkdf2_iterations is None:
+            keystore = Account.encrypt(self._account.key, password)
+        else:
+            keystore = Account.encrypt(self._account.key, password, kdf="pbkdf2", iterations=pbkdf2_iterations)
+        # Create with 0600 from the start: the file must never be readable by others, even briefly.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(keystore))
 
     @property
     def account(self) -> LocalAccount:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -11,9 +12,11 @@ import pytest
 from uagents import Context, Model
 
 from agents.base import AgentDeps, AgoraAgent, RemoteError, running
+from agents.clock import SimulatedClock
 from agents.mods import Inbound, ModContext, Next, Rejected
 from agents.resolver import StaticResolver
-from agents.testing.doubles import Probe
+from agents.testing.doubles import Probe, forge_envelope, post_envelope
+from agents.wallet import Wallet
 from protocols.errors import ErrorCode, ErrorReply
 from protocols.jobs import InferenceRequest, InferenceResult
 
@@ -127,3 +130,38 @@ async def test_resolver_unknownDestination_raisesDeliveryError(make_agent: Facto
     async with running(agent):
         with pytest.raises(Exception, match="unresolved"):
             await agent.send("agent1qunknown", _request())
+
+
+async def test_wallet_keystoreRoundTrip_sameAddresses(tmp_path: Path) -> None:
+    wallet = Wallet.from_seed("keystore test seed")
+    wallet.write_keystore(tmp_path / "key.json", "pw", pbkdf2_iterations=1000)
+    assert (tmp_path / "key.json").stat().st_mode & 0o777 == 0o600
+    loaded = Wallet.from_keystore(tmp_path / "key.json", "pw")
+    assert loaded.eth_address == wallet.eth_address
+    # The keystore carries one key; the messaging identity is derived from it (same key, same address each load).
+    assert Wallet.from_keystore(tmp_path / "key.json", "pw").agent_address == loaded.agent_address
+
+
+async def test_start_firstHttpMessageHandledUnderOneSecond(make_agent: Factory, tmp_path: Path) -> None:
+    started = time.perf_counter()
+    handled = asyncio.Event()
+    seller = make_agent("http-seller")
+    seller.on_message(InferenceRequest)(lambda ctx, sender, msg: handled.set())
+    async with running(seller):
+        sender = Wallet.from_seed("http sender").identity
+        status, _ = await post_envelope(seller.endpoint, forge_envelope(sender, seller.address, _request()))
+        await asyncio.wait_for(handled.wait(), 1.0)
+    assert status == 200
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_simulatedClock_doesNotWidenEnvelopeExpiry(make_agent: Factory) -> None:
+    clock = SimulatedClock(start=time.time() - 3600)  # business time an hour behind
+    seller = make_agent("sim-seller", AgentDeps(clock=clock))
+    seller.on_message(InferenceRequest)(lambda ctx, sender, msg: None)
+    async with running(seller):
+        stale = forge_envelope(
+            Wallet.from_seed("x").identity, seller.address, _request(), expires=int(time.time()) - 60
+        )
+        status, body = await post_envelope(seller.endpoint, stale)
+    assert (status, body["code"]) == (400, ErrorCode.EXPIRED)
