@@ -9,6 +9,10 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 
+from agents.base import AgentDeps
+from agents.clock import SimulatedClock
+from agents.settings import AgentSettings
+from agents.wallet import Wallet
 from marketplace.blobstore import BlobStore
 from marketplace.chain import (
     ChainConnection,
@@ -21,6 +25,9 @@ from marketplace.chain import (
 from marketplace.ml import ModelKind, ModelSpec, default_spec
 from marketplace.ml.inference import InvalidInferenceInput
 from marketplace.registry.client import RegistryClient
+
+RUNTIME = (AgentSettings, AgentDeps, SimulatedClock, Wallet)
+"""The SDK pieces the simulator builds agents from; it reaches them through the `agora.runtime` entry point."""
 
 MODEL_URI_PREFIX = "agora://model/"
 """ModelRegistry token URIs of agora models: agora://model/<kind>/<model id>."""

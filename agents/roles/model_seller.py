@@ -143,6 +143,17 @@ class ModelSellerAgent(SellerAgent):
         self.served[served.model_id] = served
         return registered.model_id
 
+    async def serve_registered(self, served: ServedModel) -> int:
+        """Serve a model registered earlier (e.g. after a restart), found on chain by its content hash."""
+        chain_id = await self.market.model_registry.model_by_content(
+            to_bytes32(serialize_model(served.model).artifact_hash)
+        )
+        if chain_id == 0:
+            raise KeyError(f"model {served.model_id} is not registered; use publish_model")
+        served.chain_id = chain_id
+        self.served[served.model_id] = served
+        return chain_id
+
     # --- payment ----------------------------------------------------------------------------------
     async def _on_channel_opened(self, ctx: Context, sender: str, msg: ChannelOpened) -> None:
         try:

@@ -18,14 +18,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from agents.base import AgentDeps, AgoraAgent
-from agents.clock import SimulatedClock
-from agents.settings import AgentSettings
-from agents.wallet import Wallet
 from marketplace.blobstore import BlobStore
 from marketplace.chain import ChainConnection, LocalChain, TokenClient
 from marketplace.chain.deploy import STAKING_CONFIG
@@ -34,8 +30,12 @@ from marketplace.ml import ensure_deterministic, fine_tune, load_model, make_int
 from marketplace.registry.app import RegistrySettings, create_app
 from marketplace.registry.client import RegistryClient
 from marketplace.sim.report import AgentBalance, EconomyReport, GasFigure, Refund, ValidationTally
+from marketplace.sim.roles import load_roles, load_runtime
 from marketplace.sim.scenario import Scenario
 from protocols.cards import AgentCard, Offering
+
+if TYPE_CHECKING:  # the SDK itself is loaded through the `agora.runtime` entry point, never imported here
+    from agents.wallet import Wallet
 
 GAS_MONEY = 10**20
 """Native currency (wei) given to every agent account for transaction fees."""
@@ -92,7 +92,8 @@ class Economy:
         self.workdir = workdir
         self.roles = roles
         self.progress = progress or (lambda phase, done, total: None)
-        self.clock = SimulatedClock()
+        self.sdk = load_runtime()
+        self.clock = self.sdk.SimulatedClock()
         self.blobs = BlobStore(workdir / "blobs")
         self.ledger = Ledger()
         self.people: dict[str, Participant] = {}
@@ -113,21 +114,20 @@ class Economy:
             await runner.cleanup()
 
     def _wallet(self, name: str) -> Wallet:
-        return Wallet.from_seed(f"agora-demo:{self.scenario.seed}:{name}")
+        wallet: Wallet = self.sdk.Wallet.from_seed(f"agora-demo:{self.scenario.seed}:{name}")
+        return wallet
 
     def _make(
         self, conn: ChainConnection, name: str, role: str, build: Callable[..., Any], **extra: Any
     ) -> Participant:
-        from agents.roles.market import Market  # the roles' own wiring type, loaded with the roles
-
         wallet = self._wallet(name)
-        settings = AgentSettings(
+        settings = self.sdk.AgentSettings(
             name=name, seed=f"agora-demo:{self.scenario.seed}:{name}", data_dir=self.workdir / "agents" / name
         )
-        market = Market(
+        market = self.sdk.Market(
             conn.with_account(wallet.account), self.blobs, RegistryClient(self._registry_url, wallet.identity)
         )
-        agent = build(settings, AgentDeps(wallet=wallet, clock=self.clock), market, **extra)
+        agent = build(settings, self.sdk.AgentDeps(wallet=wallet, clock=self.clock), market, **extra)
         logging.getLogger(name).setLevel(self.log_level)
         participant = Participant(name, role, agent, wallet)
         self.people[name] = participant
@@ -470,11 +470,10 @@ class Economy:
 def run_economy(scenario: Scenario, workdir: Path, progress: Progress | None = None) -> EconomyReport:
     """Start a fresh anvil with agora deployed, run the scenario on it, stop everything, return the report."""
     from marketplace.chain import local_chain
-    from marketplace.sim.roles import load_roles
 
     roles = load_roles()
     with local_chain(accounts=2) as chain:
         return asyncio.run(Economy(scenario, chain, workdir, roles, progress).run())
 
 
-__all__ = ["AgoraAgent", "Economy", "run_economy"]
+__all__ = ["Economy", "run_economy"]

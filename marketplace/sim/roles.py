@@ -29,3 +29,15 @@ def load_roles() -> dict[str, ModuleType]:
             raise RoleNotFound(f"entry point {name!r} ({found[name].value}) has no ROLE")
         roles[name] = module
     return roles
+
+
+def load_runtime() -> ModuleType:
+    """The agent SDK module the simulator builds agents with (`agora.runtime` entry point named `sdk`).
+
+    It exposes AgentSettings, AgentDeps, SimulatedClock, Wallet and Market.
+    """
+    found = {ep.name: ep for ep in entry_points(group="agora.runtime")}
+    if "sdk" not in found:
+        raise RoleNotFound("no `agora.runtime` entry point named 'sdk': reinstall agora (`make bootstrap`)")
+    module: ModuleType = found["sdk"].load()
+    return module
