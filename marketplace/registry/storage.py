@@ -42,6 +42,7 @@ from marketplace.registry.models import Reputation, SearchQuery
 from protocols.cards import AgentCard, SignedWrite
 
 T = TypeVar("T")
+MIGRATION_LOCK_ID = 0x61676F7261  # "agora": the Postgres advisory lock held while migrating
 PRICE_DIGITS = 78
 """Prices are uint256; stored as zero-padded decimal text so they sort and compare exactly in any SQL engine."""
 
@@ -246,13 +247,14 @@ class RegistryStore:
     async def migrate(self) -> int:
         """Apply pending migrations; returns the schema version now in place."""
         async with self._writer.begin() as conn:
+            if not _is_sqlite(self.url):
+                # Postgres: registry processes starting together migrate one at a time (even CREATE TABLE
+                # IF NOT EXISTS races there). SQLite's BEGIN IMMEDIATE already serializes this transaction.
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
             await conn.exec_driver_sql(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
             )
-            if not _is_sqlite(self.url):
-                # Postgres: concurrent registry processes starting together migrate one at a time.
-                await conn.exec_driver_sql("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
             rows = await conn.exec_driver_sql("SELECT version FROM schema_migrations")
             done = {int(r[0]) for r in rows}
             for version, name, statements in MIGRATIONS:
@@ -497,8 +499,9 @@ class RegistryStore:
         if query.model_id is not None:
             params["model_id"] = query.model_id
         if query.max_price is not None:
-            # Rank keys start with the price, so "price <= max" is a range on the same index.
-            params["max_rank"] = price_key(query.max_price) + "~"
+            # Rank keys start with the price, so "price <= max" is a range on the same index. Keys hold
+            # only digits and lowercase letters, so the bound compares the same under any collation.
+            params["max_rank"] = price_key(query.max_price + 1)
         stmt = _search_statement(frozenset(params))
         if not params.keys() & OFFERING_FILTERS:
             params.update(lim=query.limit + 1, off=query.offset)
