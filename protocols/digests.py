@@ -18,15 +18,16 @@ from types import ModuleType
 
 from uagents import Model
 
-from protocols import errors, jobs, negotiation, payment, validation
+from protocols import errors, evaluation, jobs, negotiation, payment, validation
 
-PROTOCOL_MODULES: tuple[ModuleType, ...] = (errors, negotiation, jobs, payment, validation)
+PROTOCOL_MODULES: tuple[ModuleType, ...] = (errors, negotiation, jobs, payment, validation, evaluation)
 
 PROTOCOL_DIGESTS: dict[str, str] = {
     "agora-errors": "proto:165f3c2379f952941dc945355ba2dd6afd407ce1c18ddd3dd3930fe4f93233ce",
     "agora-negotiation": "proto:272a1771e5328968c44dac7cd6c570859381604bee61f5edda1e5546d3288bc1",
     "agora-jobs": "proto:cfeb966fc2d8bd5428377c615ce27e05c4b8b830cc6b08019384cd7efba6bc5c",
     "agora-payment": "proto:a6d38b8e55835ace405f80ec01a09b4c5a2a6ec314baf3726355fe6c25b3d5ef",
+    "agora-evaluation": "proto:040f1135e4b991754126c9c5f97bbaf21c36dc7bf20e618762a94bd21970319d",
     "agora-validation": "proto:c8166e8c3dfd7225756460bd731ba1baf1f1440f40b8cea7c163f00f96417f57",
 }
 
@@ -46,6 +47,9 @@ MODEL_DIGESTS: dict[str, str] = {
     "Receipt": "model:9a108b9945309aae7e056e4016a446cf94c5f2b334406b3b46a1709ac0c4f5f9",
     "Voucher": "model:3a4310af8227af0ed621b1bddba8d930843f97feb0702d35c461bbf9d2677c1e",
     "Attestation": "model:855ab51e9ae7c65c53e7948e6ea857cb6ce926fb9aa79c1a19620c9ff352e02e",
+    "EvaluationRequest": "model:c505586405749c122a0d700bd44f3268324abd03824907995a5995172b4bda20",
+    "EvaluationResult": "model:72294bf1f3e5ce4078807f5c3ef0a1c740e7dbfcc705613aae4e903c94f1b06b",
+    "DisputeVoteRequest": "model:85cd5042a4511d922b6a1b4057f5642ff60e8638d8783518b6f42b2d68e471f0",
     "ValidationRequest": "model:b0397759dc066b1329693035ce167913cfa02eecd8c3ebd98e706835c7828544",
 }
 
