@@ -107,8 +107,18 @@ class _AgoraContext(ExternalContext):  # type: ignore[misc]  # uagents is untype
             return await super().send_raw(destination, message_schema_digest, message_body, **kw)
         # validate_replies() reads this record to check that a handler answered with an allowed reply.
         self._outbound_messages.setdefault(address, []).append((message_body, message_schema_digest))
+        waiter = self._agora_agent._sync_waiters.pop((address, self.session), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result((message_schema_digest, message_body))  # goes back in the open HTTP exchange
+            return MsgStatus(
+                status=DeliveryStatus.DELIVERED,
+                detail="replied in the HTTP response",
+                destination=address,
+                endpoint="",
+                session=self.session,
+            )
         status: MsgStatus = await self._agora_agent._send_remote(
-            address, message_schema_digest, message_body, self.session
+            address, message_schema_digest, message_body, self.session, sync=False
         )
         return status
 
@@ -165,6 +175,7 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             settings.host, settings.port, self._receive_envelope, settings.limits.max_message_bytes
         )
         self._started = False
+        self._sync_waiters: dict[tuple[str, uuid.UUID], asyncio.Future[tuple[str, str]]] = {}
         self._mod_context = ModContext(
             address=self.address,
             store=self._store,
@@ -300,12 +311,14 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         body = message.model_dump_json()
         if dispatcher.contains(destination):
             return await dispatch_local_message(self.address, destination, digest, body, session)
-        status = await self._send_remote(destination, digest, body, session)
+        status = await self._send_remote(destination, digest, body, session, sync=False)
         if status.detail.startswith("unresolved"):
             raise DeliveryError("unresolved", f"no endpoint known for {destination}")
         return status
 
-    async def _send_remote(self, destination: str, digest: str, body: str, session: uuid.UUID) -> MsgStatus:
+    async def _send_remote(
+        self, destination: str, digest: str, body: str, session: uuid.UUID, *, sync: bool
+    ) -> MsgStatus:
         address, endpoints = await self._resolver.resolve(destination)
         if not address or not endpoints:
             return MsgStatus(
@@ -317,7 +330,16 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             )
         envelope = Envelope(version=1, sender=self.address, target=address, session=session, schema_digest=digest)
         envelope.encode_payload(body)
-        return await self._sender.post(self._sender.seal(envelope, self._settings.envelope_ttl), endpoints)
+        status, response = await self._sender.post(
+            self._sender.seal(envelope, self._settings.envelope_ttl), endpoints, sync=sync
+        )
+        if sync and len(response) > 2:
+            # The reply came back in the HTTP response: it passes the same envelope checks as any other.
+            try:
+                await self._receive_envelope(response, False)
+            except Rejected as err:
+                self._logger.warning("reply in HTTP response refused: %s", err)
+        return status
 
     async def request(self, destination: str, message: Model, expect: type[M], *, wait: float = 10.0) -> M:
         """Send `message` and await the peer's reply of type `expect`; raises RemoteError on an ErrorReply."""
@@ -333,7 +355,12 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         types = {schema_digest(t): t for t in expect}
         types[_ERROR_DIGEST] = ErrorReply
         await dispatcher.register_pending_response(self.address, destination, session, set(types))
-        status = await self.send(destination, message, session=session)
+        if dispatcher.contains(destination):
+            status = await self.send(destination, message, session=session)
+        else:
+            status = await self._send_remote(
+                destination, schema_digest(type(message)), message.model_dump_json(), session, sync=True
+            )
         if status.status != DeliveryStatus.DELIVERED:
             dispatcher.cancel_pending_response(self.address, destination, session)
             code, _, detail = status.detail.partition(": ")
@@ -347,7 +374,7 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         return reply
 
     # --- receiving --------------------------------------------------------------------------------
-    async def _receive_envelope(self, body: bytes) -> None:
+    async def _receive_envelope(self, body: bytes, sync: bool) -> bytes | None:
         if len(body) > self._settings.limits.max_message_bytes:
             self._metrics.rejected[ErrorCode.TOO_LARGE] += 1
             raise Rejected(ErrorCode.TOO_LARGE, f"{len(body)} bytes", status=413)
@@ -366,13 +393,42 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             size=len(body),
             envelope=envelope,
         )
+        key = (envelope.sender, envelope.session)
+        if sync:
+            self._sync_waiters[key] = asyncio.get_running_loop().create_future()
         try:
             await self._envelope_chain(inbound, self._mod_context)
         except Rejected as err:
+            self._sync_waiters.pop(key, None)
             self._metrics.rejected[err.code] += 1
             raise
+        if not sync:
+            return None
+        return await self._reply_in_response(key)
+
+    async def _reply_in_response(self, key: tuple[str, uuid.UUID]) -> bytes | None:
+        """Wait briefly for the handler's reply and return it as a sealed envelope for the HTTP response."""
+        waiter = self._sync_waiters.get(key)
+        if waiter is None:
+            return None
+        try:
+            digest, body = await asyncio.wait_for(waiter, self._settings.sync_reply_wait)
+        except TimeoutError:
+            return None  # the reply, if any, goes out as its own envelope later
+        finally:
+            if self._sync_waiters.get(key) is waiter:
+                del self._sync_waiters[key]
+        sender, session = key
+        envelope = Envelope(version=1, sender=self.address, target=sender, session=session, schema_digest=digest)
+        envelope.encode_payload(body)
+        sealed: str = self._sender.seal(envelope, self._settings.envelope_ttl).model_dump_json()
+        return sealed.encode()
 
     async def _accept_envelope(self, msg: Inbound, _ctx: ModContext) -> None:
+        if dispatcher.dispatch_pending_response(msg.sender, msg.target, msg.session, msg.schema_digest, msg.payload):
+            # A reply to one of our own requests: no handler runs, so nothing will answer in the HTTP response.
+            self._sync_waiters.pop((msg.sender, msg.session), None)
+            return
         await dispatcher.dispatch_msg(msg.sender, msg.target, msg.schema_digest, msg.payload, msg.session)
 
     def _handler_context(self, msg: Inbound) -> ExternalContext:

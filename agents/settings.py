@@ -27,6 +27,7 @@ class AgentSettings:
     limits: Limits = field(default_factory=Limits)
     envelope_ttl: float = 60.0
     concurrent_handlers: bool = False
+    sync_reply_wait: float = 5.0
 
     def state_dir(self) -> Path:
         """This agent's data folder (SQLite store, uAgents key/value file)."""

@@ -23,8 +23,10 @@ from agents.mods import Rejected
 
 log = logging.getLogger("agora.transport")
 
-Receiver = Callable[[bytes], Awaitable[None]]
-"""Takes a raw envelope body; raises Rejected to refuse it."""
+Receiver = Callable[[bytes, bool], Awaitable[bytes | None]]
+"""Takes a raw envelope body and whether the sender waits for the reply in the HTTP response (uAgents "sync");
+returns the reply envelope to send back (or None), raises Rejected to refuse the envelope."""
+SYNC_HEADER = "x-uagents-connection"
 
 
 class EnvelopeServer:
@@ -77,10 +79,10 @@ class EnvelopeServer:
         except web.HTTPRequestEntityTooLarge:
             return _error_response(Rejected("too_large", f"body > {self._max_body} bytes", 413))
         try:
-            await self._receiver(body)
+            reply = await self._receiver(body, request.headers.get(SYNC_HEADER) == "sync")
         except Rejected as err:
             return _error_response(err)
-        return web.Response(body=b"{}", content_type="application/json")
+        return web.Response(body=reply or b"{}", content_type="application/json")
 
 
 def _error_response(err: Rejected) -> web.Response:
@@ -126,22 +128,24 @@ class EnvelopeSender:
             self._sessions[origin] = session
         return session
 
-    async def post(self, envelope: Envelope, endpoints: list[str]) -> MsgStatus:
-        """Post a sealed envelope to the first endpoint that accepts it."""
+    async def post(self, envelope: Envelope, endpoints: list[str], sync: bool = False) -> tuple[MsgStatus, bytes]:
+        """Post a sealed envelope to the first endpoint that accepts it; also returns the response body, which
+        carries the reply envelope when `sync` asks the peer to answer in the same HTTP exchange."""
         body = envelope.model_dump_json().encode()
+        headers = {"content-type": "application/json"}
+        if sync:
+            headers[SYNC_HEADER] = "sync"
         errors: list[str] = []
         for endpoint in endpoints:
             try:
-                async with self._session(endpoint).post(
-                    endpoint, data=body, headers={"content-type": "application/json"}
-                ) as resp:
-                    text = await resp.text()
+                async with self._session(endpoint).post(endpoint, data=body, headers=headers) as resp:
+                    raw = await resp.read()
                     if resp.status == 200:
-                        return _status(envelope, DeliveryStatus.DELIVERED, "delivered", endpoint)
-                    errors.append(_error_text(resp.status, text))
+                        return _status(envelope, DeliveryStatus.DELIVERED, "delivered", endpoint), raw
+                    errors.append(_error_text(resp.status, raw.decode(errors="replace")))
             except (TimeoutError, aiohttp.ClientError) as err:
                 errors.append(f"unreachable: {err.__class__.__name__} {err}")
-        return _status(envelope, DeliveryStatus.FAILED, "; ".join(errors) or "no endpoint", "")
+        return _status(envelope, DeliveryStatus.FAILED, "; ".join(errors) or "no endpoint", ""), b""
 
     async def close(self) -> None:
         """Close every pooled session."""
@@ -185,7 +189,7 @@ class PooledDispenser(Dispenser):  # type: ignore[misc]  # uagents is untyped
 
     async def _deliver(self, envelope: Envelope, endpoints: list[str], response_future: asyncio.Future[Any]) -> None:
         try:
-            status = await self._sender.post(self._sender.seal(envelope, self._ttl), endpoints)
+            status, _ = await self._sender.post(self._sender.seal(envelope, self._ttl), endpoints)
         except Exception as err:  # a send failure must never kill the agent
             log.warning("send failed: %s", err)
             status = _status(envelope, DeliveryStatus.FAILED, str(err), "")

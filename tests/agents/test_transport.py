@@ -1,0 +1,94 @@
+"""The HTTP transport: replies ride in the HTTP response when quick, fall back to their own envelope when slow,
+and a reply in a response passes the same envelope checks as any other message."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from uagents import Context
+from uagents_core.identity import Identity
+
+from agents.base import AgentDeps, AgoraAgent
+from agents.crypto import sign_envelope
+from agents.process import spawn_agent
+from agents.resolver import StaticResolver
+from agents.settings import AgentSettings
+from agents.testing.doubles import forge_envelope
+from protocols.jobs import InferenceRequest, InferenceResult
+
+Factory = Callable[..., AgoraAgent]
+REQUEST = InferenceRequest(job_id="t1", model_id="m", inputs=[[1.0]], price=1)
+
+
+@pytest.fixture
+async def requester(make_agent: Factory) -> AsyncIterator[tuple[AgoraAgent, StaticResolver]]:
+    resolver = StaticResolver()
+    agent = make_agent("requester", AgentDeps(resolver=resolver))
+    async with agent:
+        yield agent, resolver
+
+
+async def test_request_slowHandler_replyArrivesAsOwnEnvelope(
+    requester: tuple[AgoraAgent, StaticResolver], tmp_path: Path
+) -> None:
+    agent, resolver = requester
+    settings = AgentSettings(name="slow", seed="slow seed", data_dir=tmp_path / "slow", sync_reply_wait=0.05)
+    child = await spawn_agent("tests.agents.test_transport:slow_responder", settings, {agent.address: [agent.endpoint]})
+    resolver.add(child.address, child.endpoint)
+    try:
+        reply = await agent.request(child.address, REQUEST, InferenceResult, wait=5.0)
+    finally:
+        await child.stop()
+    assert reply.job_id == "t1"
+
+
+def slow_responder(settings: AgentSettings, deps: AgentDeps, options: dict[str, object]) -> AgoraAgent:
+    """Replies after 0.3 s: longer than sync_reply_wait, so the reply goes out as its own envelope."""
+    agent = AgoraAgent(settings, deps)
+
+    async def handle(ctx: Context, sender: str, msg: InferenceRequest) -> None:
+        await asyncio.sleep(0.3)
+        await ctx.send(
+            sender, InferenceResult(job_id=msg.job_id, model_id="m", outputs=[[0.0]], output_commitment="0x")
+        )
+
+    agent.on_message(InferenceRequest, replies=InferenceResult)(handle)
+    return agent
+
+
+async def test_request_forgedReplyInHttpResponse_refused(requester: tuple[AgoraAgent, StaticResolver]) -> None:
+    agent, resolver = requester
+    victim = Identity.generate()  # the peer the requester thinks it talks to
+    mallory = Identity.generate()
+    forged = forge_envelope(
+        mallory,
+        agent.address,
+        InferenceResult(job_id="t1", model_id="m", outputs=[[6.66]], output_commitment="0x"),
+        sender=victim.address,
+    )
+
+    async def lie(request: web.Request) -> web.Response:
+        body = await request.json()
+        forged.session = uuid.UUID(body["session"])  # the right session, signed by the wrong key
+        sign_envelope(forged, mallory)
+        return web.Response(body=forged.model_dump_json().encode(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/submit", lie)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    resolver.add(victim.address, f"http://127.0.0.1:{port}/submit")
+    try:
+        with pytest.raises(TimeoutError):
+            await agent.request(victim.address, REQUEST, InferenceResult, wait=0.3)
+    finally:
+        await runner.cleanup()
+    assert agent.metrics.rejected["bad_signature"] == 1
