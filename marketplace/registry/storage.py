@@ -474,7 +474,7 @@ class RegistryStore:
         """The live entry for address, or None."""
         params = {"address": address, "now": now}
         row = await self._read(lambda c: c.execute(_GET_STATEMENT, params).first())
-        return None if row is None else _stored(row)
+        return None if row is None else _stored(row, row.best_price)
 
     async def endpoints(self, address: str, now: float) -> list[str] | None:
         """Endpoints of a live agent (None if unknown or expired)."""
@@ -506,25 +506,33 @@ class RegistryStore:
         if not params.keys() & OFFERING_FILTERS:
             params.update(lim=query.limit + 1, off=query.offset)
             rows = await self._read(lambda c: c.execute(stmt, params).all())
-            return [_stored(r) for r in rows[: query.limit]], len(rows) > query.limit
+            return [_stored(r, r.best_price) for r in rows[: query.limit]], len(rows) > query.limit
 
-        def distinct_agents(conn: Connection) -> list[Any]:
-            # An agent appears once per matching offering; its first (cheapest) one places it. Fetch
-            # offering rows in rank order until enough distinct agents are found.
+        def distinct_agents(conn: Connection) -> tuple[list[Any], bool]:
+            # An agent appears once per matching offering; its first (cheapest) one places it. Walk
+            # (address, price) in rank order until enough distinct agents are found, then read the
+            # cards of just this page.
             wanted = query.offset + query.limit + 1
-            found: dict[str, Any] = {}
+            found: dict[str, str] = {}
             batch, skip = wanted + 8, 0  # most agents list one matching offering
             while len(found) < wanted:
                 rows = conn.execute(stmt, {**params, "lim": batch, "off": skip}).all()
-                for row in rows:
-                    found.setdefault(row.address, row)
+                for address, price in rows:
+                    found.setdefault(address, price)
                 if len(rows) < batch:
                     break
                 skip, batch = skip + batch, batch * 2
-            return list(found.values())[query.offset :]
+            page = list(found.items())[query.offset : query.offset + query.limit]
+            if not page:
+                return [], False
+            cards = {
+                row.address: row
+                for row in conn.execute(_CARDS_STATEMENT, {"addresses": [address for address, _ in page]})
+            }
+            return [(cards[address], price) for address, price in page], len(found) > query.offset + query.limit
 
-        ordered = await self._read(distinct_agents)
-        return [_stored(r) for r in ordered[: query.limit]], len(ordered) > query.limit
+        page, more = await self._read(distinct_agents)
+        return [_stored(row, price) for row, price in page], more
 
     async def owners(self) -> list[str]:
         """Distinct owner accounts of stored agents."""
@@ -581,7 +589,7 @@ def _search_statement(filters: frozenset[str]) -> Any:
     if "max_rank" in filters:
         conditions.append(offerings.c.rank_key < bindparam("max_rank"))
     return (
-        select(*_agent_columns(), agents.c.address, offerings.c.price.label("best_price"))
+        select(offerings.c.address, offerings.c.price)
         .select_from(offerings.join(agents, agents.c.address == offerings.c.address))
         .where(and_(*conditions))
         .order_by(offerings.c.rank_key)
@@ -590,12 +598,16 @@ def _search_statement(filters: frozenset[str]) -> Any:
     )
 
 
+_CARDS_STATEMENT = select(*_agent_columns(), agents.c.address).where(
+    agents.c.address.in_(bindparam("addresses", expanding=True))
+)
+
 _GET_STATEMENT = select(*_agent_columns(), agents.c.min_price.label("best_price")).where(
     agents.c.address == bindparam("address"), agents.c.expires_at > bindparam("now")
 )
 
 
-def _stored(row: Any) -> StoredAgent:
+def _stored(row: Any, best_price: str | None) -> StoredAgent:
     return StoredAgent(
         card_json=row.card_json,
         registered_at=row.registered_at,
@@ -605,7 +617,7 @@ def _stored(row: Any) -> StoredAgent:
         reputation=Reputation.model_construct(
             count=int(row.rep_count), volume=int(row.rep_volume), score=int(row.rep_score)
         ),
-        best_price=None if row.best_price is None else int(row.best_price),
+        best_price=None if best_price is None else int(best_price),
     )
 
 
