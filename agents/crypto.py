@@ -42,12 +42,17 @@ def _polymod(values: list[int]) -> int:
 
 def _bech32_encode(prefix: str, raw: bytes) -> str:
     groups = (len(raw) * 8 + 4) // 5
-    number = int.from_bytes(raw, "big") << (groups * 5 - len(raw) * 8)
-    data = [(number >> (5 * (groups - 1 - i))) & 31 for i in range(groups)]
+    padded = raw + b"\0" * (-len(raw) % 5)
+    data: list[int] = []
+    for i in range(0, len(padded), 5):  # 5 bytes = 40 bits = 8 five-bit groups
+        chunk = int.from_bytes(padded[i : i + 5], "big")
+        data += (chunk >> 35 & 31, chunk >> 30 & 31, chunk >> 25 & 31, chunk >> 20 & 31)
+        data += (chunk >> 15 & 31, chunk >> 10 & 31, chunk >> 5 & 31, chunk & 31)
+    del data[groups:]
     expanded = [ord(c) >> 5 for c in prefix] + [0] + [ord(c) & 31 for c in prefix]
     checksum = _polymod(expanded + data + [0] * 6) ^ 1
     data += [(checksum >> 5 * (5 - i)) & 31 for i in range(6)]
-    return prefix + "1" + "".join(_CHARSET[d] for d in data)
+    return prefix + "1" + "".join([_CHARSET[d] for d in data])
 
 
 def _bech32_decode(value: str, expected_prefix: str) -> bytes:
