@@ -98,15 +98,8 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def entry_json(entry: StoredAgent) -> str:
-    """JSON of an AgentEntry, splicing the stored card text in rather than re-serializing it (the search hot path)."""
-    rep = entry.reputation
-    price = "null" if entry.best_price is None else str(entry.best_price)
-    # Stored times are finite floats and the rest are ints, so repr()/str() are valid JSON here.
-    return (
-        f'{{"card":{entry.card_json},"registered_at":{entry.registered_at!r},"last_seen":{entry.last_seen!r},'
-        f'"expires_at":{entry.expires_at!r},"reputation":{{"count":{rep.count},"volume":{rep.volume},'
-        f'"score":{rep.score}}},"best_price":{price}}}'
-    )
+    """JSON of an AgentEntry."""
+    return entry.to_json()
 
 
 def _json_text(text: str, status: int = 200) -> web.Response:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,21 +129,50 @@ class WriteRefused(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
 class StoredAgent:
-    """An agent entry as stored: its card plus registry bookkeeping."""
+    """An agent entry as stored: its card plus registry bookkeeping (built per search row, so kept plain)."""
 
-    card_json: str
-    registered_at: float
-    last_seen: float
-    expires_at: float
-    reputation: Reputation
-    best_price: int | None
+    __slots__ = (
+        "best_price",
+        "card_json",
+        "expires_at",
+        "last_seen",
+        "registered_at",
+        "rep_count",
+        "rep_score",
+        "rep_volume",
+    )
+
+    def __init__(self, row: Any, best_price: str | None) -> None:
+        self.card_json: str = row.card_json
+        self.registered_at: float = row.registered_at
+        self.last_seen: float = row.last_seen
+        self.expires_at: float = row.expires_at
+        self.rep_count: int = row.rep_count
+        self.rep_score: int = row.rep_score
+        self.rep_volume: str = row.rep_volume
+        self.best_price: str | None = best_price
 
     @property
     def card(self) -> AgentCard:
         """The card, parsed."""
         return AgentCard.model_validate_json(self.card_json)
+
+    @property
+    def reputation(self) -> Reputation:
+        """Reputation as last read from the chain."""
+        return Reputation(count=self.rep_count, volume=int(self.rep_volume), score=self.rep_score)
+
+    def to_json(self) -> str:
+        """JSON of an AgentEntry, splicing the stored card text in rather than re-serializing it (search hot path)."""
+        price = "null" if self.best_price is None else self.best_price.lstrip("0") or "0"
+        volume = self.rep_volume.lstrip("0") or "0"
+        # Stored times are finite floats and the rest are integers, so repr()/str() are valid JSON here.
+        return (
+            f'{{"card":{self.card_json},"registered_at":{self.registered_at!r},"last_seen":{self.last_seen!r},'
+            f'"expires_at":{self.expires_at!r},"reputation":{{"count":{self.rep_count},"volume":{volume},'
+            f'"score":{self.rep_score}}},"best_price":{price}}}'
+        )
 
 
 def price_key(amount: int) -> str:
@@ -608,20 +635,4 @@ _GET_STATEMENT = select(*_agent_columns(), agents.c.min_price.label("best_price"
 
 
 def _stored(row: Any, best_price: str | None) -> StoredAgent:
-    return StoredAgent(
-        card_json=row.card_json,
-        registered_at=row.registered_at,
-        last_seen=row.last_seen,
-        expires_at=row.expires_at,
-        # Values were validated on the way in; skip re-validation on the read path.
-        reputation=Reputation.model_construct(
-            count=int(row.rep_count), volume=int(row.rep_volume), score=int(row.rep_score)
-        ),
-        best_price=None if best_price is None else int(best_price),
-    )
-
-
-def card_dict(entry: StoredAgent) -> dict[str, Any]:
-    """The card as a JSON-ready dict without re-validating it (it was validated on the way in)."""
-    card: dict[str, Any] = json.loads(entry.card_json)
-    return card
+    return StoredAgent(row, best_price)
