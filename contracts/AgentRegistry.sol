@@ -2,7 +2,6 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
-import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IAgentRegistry} from "./interfaces/IAgentRegistry.sol";
 
 /// @title AgentRegistry
@@ -52,9 +51,9 @@ contract AgentRegistry is IAgentRegistry, Ownable {
         if (!_recorders[msg.sender]) revert NotRecorder(msg.sender);
         if (score > MAX_SCORE) revert ScoreOutOfRange(score);
         Reputation storage rep = _reputations[subject];
-        rep.count += 1;
-        rep.volume += SafeCast.toUint192(amount);
-        rep.weightedScoreSum += uint256(score) * amount;
+        rep.count = uint32(_saturating(rep.count, 1, type(uint32).max));
+        rep.volume = uint112(_saturating(rep.volume, amount, type(uint112).max));
+        rep.scoredVolume = uint112(_saturating(rep.scoredVolume, (amount * score) / MAX_SCORE, type(uint112).max));
         emit ReceiptRecorded(subject, msg.sender, jobRef, score, amount);
     }
 
@@ -78,7 +77,11 @@ contract AgentRegistry is IAgentRegistry, Ownable {
         Reputation memory rep = _reputations[subject];
         count = rep.count;
         volume = rep.volume;
-        // score is 0-100, so weightedScoreSum * 100 / volume lands in 0-10_000.
-        scoreBps = volume == 0 ? 0 : (rep.weightedScoreSum * 100) / volume;
+        scoreBps = volume == 0 ? 0 : (uint256(rep.scoredVolume) * 10_000) / volume;
+    }
+
+    function _saturating(uint256 current, uint256 add, uint256 max) private pure returns (uint256) {
+        // current <= max always holds, so max - current cannot underflow.
+        return add >= max - current ? max : current + add;
     }
 }

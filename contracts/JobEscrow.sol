@@ -53,7 +53,7 @@ contract JobEscrow is IJobEscrow, ReentrancyGuardTransient {
         if (!staking.isValidator(spec.evaluator)) revert EvaluatorNotValidator(spec.evaluator);
         if (spec.deadline <= block.timestamp) revert InvalidDeadline(spec.deadline);
         if (spec.evaluatorFeeBps > MAX_EVALUATOR_FEE_BPS) revert FeeTooHigh(spec.evaluatorFeeBps);
-        if (spec.modelId > models.modelCount()) revert UnknownModelId(spec.modelId);
+        if (spec.modelId != 0 && spec.modelId > models.modelCount()) revert UnknownModelId(spec.modelId);
         jobId = ++_count;
         _jobs[jobId] = Job({
             client: msg.sender,

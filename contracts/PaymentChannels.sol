@@ -53,17 +53,17 @@ contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
         if (recipient == address(0) || recipient == msg.sender) revert InvalidRecipient();
         if (deposit == 0) revert ZeroDeposit();
         if (expiry <= block.timestamp) revert InvalidExpiry(expiry);
-        if (modelId > models.modelCount()) revert UnknownModelId(modelId);
+        if (modelId != 0 && modelId > models.modelCount()) revert UnknownModelId(modelId);
         channelId = ++_count;
         uint32 nonce = _senderNonces[msg.sender]++;
         _channels[channelId] = Channel({
             sender: msg.sender,
+            deposit: SafeCast.toUint96(deposit),
+            recipient: recipient,
+            modelId: SafeCast.toUint96(modelId),
+            claimed: 0,
             expiry: expiry,
             nonce: nonce,
-            recipient: recipient,
-            deposit: SafeCast.toUint96(deposit),
-            claimed: 0,
-            modelId: SafeCast.toUint96(modelId),
             closed: false
         });
         emit ChannelOpened(channelId, msg.sender, recipient, deposit, expiry, modelId);

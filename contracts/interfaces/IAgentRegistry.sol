@@ -26,14 +26,16 @@ interface IAgentRegistry {
         uint64 registeredAt;
     }
 
-    /// @notice Aggregated paid receipts of one account.
+    /// @notice Aggregated paid receipts of one account, packed in one storage slot.
+    /// @dev Each field saturates at its maximum instead of overflowing, so recording a receipt can
+    ///      never make a settlement revert (uint112 holds millions of times the AGT supply).
     /// @param count Number of receipts.
     /// @param volume Total amount paid across receipts, in token base units.
-    /// @param weightedScoreSum Sum of score * amount over receipts.
+    /// @param scoredVolume Sum over receipts of floor(amount * score / 100).
     struct Reputation {
-        uint64 count;
-        uint192 volume;
-        uint256 weightedScoreSum;
+        uint32 count;
+        uint112 volume;
+        uint112 scoredVolume;
     }
 
     /// @notice An account registered or re-registered its agent identity.

@@ -7,23 +7,25 @@ pragma solidity ^0.8.24;
 ///         it likes (one transaction for many calls, several channels in one claimMany); the
 ///         sender takes back the unclaimed rest after expiry.
 interface IPaymentChannels {
-    /// @notice One channel.
+    /// @notice One channel, in three storage slots.
+    /// @dev The third slot (claimed, expiry, nonce, closed) is never zero after opening, so the
+    ///      first claim rewrites a live slot instead of paying for a fresh one.
     /// @param sender Who deposits and signs vouchers.
+    /// @param deposit Total deposited, token base units.
+    /// @param recipient Who claims.
+    /// @param modelId The model whose lineage earns royalties on claims (0 for none).
+    /// @param claimed Cumulative amount claimed so far.
     /// @param expiry After this time the sender may refund the unclaimed rest.
     /// @param nonce The sender's channel counter at opening; vouchers must carry it.
-    /// @param recipient Who claims.
-    /// @param deposit Total deposited, token base units.
-    /// @param claimed Cumulative amount claimed so far.
-    /// @param modelId The model whose lineage earns royalties on claims (0 for none).
     /// @param closed Set once refunded; nothing moves afterwards.
     struct Channel {
         address sender;
+        uint96 deposit;
+        address recipient;
+        uint96 modelId;
+        uint96 claimed;
         uint64 expiry;
         uint32 nonce;
-        address recipient;
-        uint96 deposit;
-        uint96 claimed;
-        uint96 modelId;
         bool closed;
     }
 

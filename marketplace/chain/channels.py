@@ -118,7 +118,7 @@ class ChannelsClient(ContractClient):
 
     async def get_channel(self, channel_id: int) -> Channel:
         """A channel by id."""
-        sender, expiry, nonce, recipient, deposit, claimed, model_id, closed = await self.conn.call(
+        sender, deposit, recipient, model_id, claimed, expiry, nonce, closed = await self.conn.call(
             self.contract.functions.getChannel(channel_id)
         )
         return Channel(channel_id, str(sender), str(recipient), expiry, nonce, deposit, claimed, model_id, closed)

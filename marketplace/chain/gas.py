@@ -1,0 +1,157 @@
+"""Gas of the settlement hot paths, measured on a real node (the gas snapshot test and bench/gas.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+
+from marketplace.chain.channels import ChannelsClient
+from marketplace.chain.client import ChainConnection
+from marketplace.chain.escrow import EscrowClient, JobSpec
+from marketplace.chain.local import LocalChain
+from marketplace.chain.models import Lineage, ModelRegistryClient, ModelSpec
+from marketplace.chain.staking import StakingClient
+from marketplace.chain.token import TokenClient
+
+AGT = 10**18
+PRICE_PER_CALL = 10**15
+"""0.001 AGT per inference call."""
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The accounts a measurement uses: buyer pays, seller serves, evaluator judges, creators own models."""
+
+    buyer: LocalAccount
+    seller: LocalAccount
+    evaluator: LocalAccount
+    creators: tuple[LocalAccount, LocalAccount, LocalAccount]
+    conns: dict[str, ChainConnection]
+    """One connection per account, so each signer has one nonce tracker."""
+
+    def on(self, account: LocalAccount) -> ChainConnection:
+        """The connection signing as `account`."""
+        return self.conns[account.address]
+
+
+def _gas(client: ChannelsClient | EscrowClient | ModelRegistryClient) -> int:
+    assert client.last_receipt is not None
+    return int(client.last_receipt["gasUsed"])
+
+
+async def prepare(conn: ChainConnection, chain: LocalChain) -> Cast:
+    """Fund and approve the cast from the treasury and stake the evaluator (deterministic state)."""
+    a = chain.accounts
+    cast = Cast(a[1], a[2], a[3], (a[4], a[5], a[6]), {x.address: conn.with_account(x) for x in a[1:7]})
+    treasury = TokenClient(conn)
+    for account in (cast.buyer, cast.seller, cast.evaluator, *cast.creators):
+        await treasury.transfer(account.address, 1_000_000 * AGT)
+        for spender in ("JobEscrow", "PaymentChannels", "ValidatorStaking"):
+            await TokenClient(cast.on(account)).approve(chain.deployment.address(spender), 2**256 - 1)
+    await StakingClient(cast.on(cast.evaluator)).stake(1_000 * AGT)
+    return cast
+
+
+async def three_level_model(cast: Cast, salt: int = 0) -> tuple[int, int]:
+    """A served model whose parent and grandparent (and a contributor each) take royalties.
+
+    Returns the model id and the gas of registering it (with its lineage).
+    """
+    owners = [ModelRegistryClient(cast.on(c)) for c in cast.creators]
+    grand = await owners[0].register_model(ModelSpec((salt * 8 + 1).to_bytes(32, "big")))
+    lineage = Lineage(parents=((grand.model_id, 2_000),), contributors=((cast.creators[2].address, 500),))
+    parent = await owners[1].register_model(ModelSpec((salt * 8 + 2).to_bytes(32, "big")), lineage)
+    lineage = Lineage(parents=((parent.model_id, 3_000),), contributors=((cast.creators[0].address, 1_000),))
+    seller = ModelRegistryClient(cast.on(cast.seller))
+    model_id = (await seller.register_model(ModelSpec((salt * 8 + 3).to_bytes(32, "big")), lineage)).model_id
+    return model_id, _gas(seller)
+
+
+async def hot_paths(cast: Cast) -> dict[str, int]:
+    """gasUsed of each hot path in a fixed scenario (the figures of contracts/gas-snapshot.json)."""
+    figures: dict[str, int] = {}
+    buyer = ChannelsClient(cast.on(cast.buyer))
+    seller = ChannelsClient(cast.on(cast.seller))
+    expiry = int((await buyer.conn.w3.eth.get_block("latest"))["timestamp"]) + 86_400
+
+    first = (await buyer.open_channel(cast.seller.address, 10 * AGT, expiry)).channel_id
+    figures["channel_open"] = _gas(buyer)
+    await seller.claim(await buyer.sign(cast.buyer, first, 100 * PRICE_PER_CALL))
+    figures["channel_claim_first_voucher"] = _gas(seller)
+    await seller.claim(await buyer.sign(cast.buyer, first, 200 * PRICE_PER_CALL))
+    figures["channel_claim_later_voucher"] = _gas(seller)
+
+    batch = [(await buyer.open_channel(cast.seller.address, AGT, expiry)).channel_id for _ in range(10)]
+    await seller.claim_many([await buyer.sign(cast.buyer, c, 100 * PRICE_PER_CALL) for c in batch])
+    figures["channel_claim_many_10"] = _gas(seller)
+
+    models = ModelRegistryClient(cast.on(cast.creators[0]))
+    await models.register_model(ModelSpec(b"\xee" * 32, "ipfs://model-card"))
+    figures["model_register"] = _gas(models)
+    model_id, figures["model_register_with_lineage"] = await three_level_model(cast)
+    split = models.contract.functions.split(model_id, 10 * AGT, cast.seller.address)
+    figures["model_split_3_level_view"] = int(await split.estimate_gas({"from": cast.seller.address}))
+
+    lineage_channel = (await buyer.open_channel(cast.seller.address, 10 * AGT, expiry, model_id)).channel_id
+    await seller.claim(await buyer.sign(cast.buyer, lineage_channel, 100 * PRICE_PER_CALL))
+    figures["channel_claim_3_level_lineage"] = _gas(seller)
+
+    client = EscrowClient(cast.on(cast.buyer))
+    provider = EscrowClient(cast.on(cast.seller))
+    evaluator = EscrowClient(cast.on(cast.evaluator))
+    for label, model in (("escrow", 0), ("escrow_3_level", model_id)):
+        spec = JobSpec(cast.seller.address, cast.evaluator.address, expiry, 100 * AGT, model, 500)
+        job_id = (await client.create_job(spec)).job_id
+        if model == 0:
+            figures["escrow_create"] = _gas(client)
+        await client.fund(job_id, 100 * AGT)
+        figures[f"{label}_fund"] = _gas(client)
+        await provider.submit(job_id, b"\x01" * 32)
+        await evaluator.complete(job_id, b"\x02" * 32, 90)
+        figures[f"{label}_complete"] = _gas(evaluator)
+    return figures
+
+
+async def amortized_per_call(cast: Cast, calls: int = 100) -> dict[str, float]:
+    """Gas per paid inference call: `calls` calls settled by one channel claim vs one ERC-20 transfer each.
+
+    "cold" is the very first channel on a fresh deployment (it pays for first-time global storage);
+    the other channel figures are steady state (the contract and both parties already active).
+    """
+    buyer = ChannelsClient(cast.on(cast.buyer))
+    seller = ChannelsClient(cast.on(cast.seller))
+    token = TokenClient(cast.on(cast.buyer))
+    expiry = int((await buyer.conn.w3.eth.get_block("latest"))["timestamp"]) + 86_400
+    deposit = calls * PRICE_PER_CALL
+
+    async def open_and_claim(model_id: int = 0) -> tuple[int, int]:
+        channel_id = (await buyer.open_channel(cast.seller.address, deposit, expiry, model_id)).channel_id
+        opened = _gas(buyer)
+        await seller.claim(await buyer.sign(cast.buyer, channel_id, deposit))
+        return opened, _gas(seller)
+
+    cold_open, cold_claim = await open_and_claim()
+    warm_open, warm_claim = await open_and_claim()
+    model_id, _ = await three_level_model(cast, salt=1)
+    await open_and_claim(model_id)  # first claim of this model pays its recipients' first receipts
+    lineage_open, lineage_claim = await open_and_claim(model_id)
+
+    many = [(await buyer.open_channel(cast.seller.address, deposit, expiry)).channel_id for _ in range(10)]
+    many_open = _gas(buyer) * 10  # every steady-state open costs the same
+    await seller.claim_many([await buyer.sign(cast.buyer, c, deposit) for c in many])
+    many_claim = _gas(seller)
+
+    transfer_gas = 0
+    for _ in range(calls):
+        receipt = await token.transfer(cast.seller.address, PRICE_PER_CALL)
+        transfer_gas += int(receipt["gasUsed"])
+
+    return {
+        "erc20_transfer_per_call": transfer_gas / calls,
+        "channel_cold_open_plus_claim_per_call": (cold_open + cold_claim) / calls,
+        "channel_open_plus_claim_per_call": (warm_open + warm_claim) / calls,
+        "channel_claim_only_per_call": warm_claim / calls,
+        "channel_3_level_lineage_per_call": (lineage_open + lineage_claim) / calls,
+        "claim_many_10_channels_per_call": (many_open + many_claim) / (10 * calls),
+    }
