@@ -15,7 +15,7 @@ from protocols.cards import sign_write
 from tests.registry.conftest import identity, make_card
 from tests.registry.served import served_registry
 
-EXAMPLES_PER_OPERATION = 40
+EXAMPLES_PER_OPERATION = 36
 MIN_REQUESTS = 500
 
 
