@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import ipaddress
 import json
 import os
 import signal
+import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -129,7 +131,9 @@ async def spawn_agent(
                 raise RuntimeError("agent process exited before it was ready:\n" + "".join(seen[-30:]))
             if line.startswith(READY):
                 info = json.loads(line[len(READY) :])
-                return AgentProcess(process, info["address"], info["endpoint"])
+                child = AgentProcess(process, info["address"], info["endpoint"])
+                child.output.extend(text.rstrip() for text in seen)
+                return child
             seen.append(line)
     except BaseException:
         if process.returncode is None:
@@ -138,8 +142,27 @@ async def spawn_agent(
         raise
 
 
+LOOPBACK_ONLY_ENV = "AGORA_LOOPBACK_ONLY"
+"""Set to 1 (tests do) and child agents refuse every outbound connection except loopback, like the test guard."""
+
+
+def _allow_loopback_only() -> None:
+    real_connect = socket.socket.connect
+
+    def guarded(sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+                raise ConnectionRefusedError(f"{LOOPBACK_ONLY_ENV}: outbound connection to {host} refused")
+        real_connect(sock, address)
+
+    socket.socket.connect = guarded  # type: ignore[method-assign,assignment]
+
+
 def main() -> None:
     """Entry point of `python -m agents.process --factory module:function` (arguments come in AGORA_PROCESS_ARGS)."""
+    if os.environ.get(LOOPBACK_ONLY_ENV) == "1":
+        _allow_loopback_only()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--factory", required=True)
     args = parser.parse_args()

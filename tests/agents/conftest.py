@@ -11,6 +11,7 @@ import pytest
 from uagents.dispatch import dispatcher
 
 from agents.base import AgentDeps, AgoraAgent
+from agents.process import LOOPBACK_ONLY_ENV
 from agents.settings import AgentSettings
 
 SETTINGS_FIELDS = {f.name for f in fields(AgentSettings)}
@@ -33,6 +34,14 @@ async def make_agent(tmp_path: Path) -> AsyncIterator[Callable[..., AgoraAgent]]
     yield build
     for agent in reversed(built):
         await agent.stop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _children_loopback_only() -> Iterator[None]:
+    """Agents spawned in child processes get the same loopback-only guard as this process."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(LOOPBACK_ONLY_ENV, "1")
+        yield
 
 
 @pytest.fixture(autouse=True)

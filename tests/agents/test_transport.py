@@ -92,3 +92,23 @@ async def test_request_forgedReplyInHttpResponse_refused(requester: tuple[AgoraA
     finally:
         await runner.cleanup()
     assert agent.metrics.rejected["bad_signature"] == 1
+
+
+async def test_childProcess_outboundConnectionRefused(tmp_path: Path) -> None:
+    settings = AgentSettings(name="prober", seed="prober seed", data_dir=tmp_path / "prober")
+    child = await spawn_agent("tests.agents.test_transport:outbound_prober", settings)
+    await asyncio.sleep(0.2)
+    await child.stop()
+    assert any("AGORA_LOOPBACK_ONLY" in line and "refused" in line for line in child.output), list(child.output)
+
+
+def outbound_prober(settings: AgentSettings, deps: AgentDeps, options: dict[str, object]) -> AgoraAgent:
+    """Tries to reach a public address at start-up and prints what happened."""
+    import socket
+
+    try:
+        socket.create_connection(("192.0.2.1", 80), timeout=0.1)  # TEST-NET-1: never routable anyway
+        print("connected", flush=True)
+    except OSError as err:
+        print(f"outbound {err}", flush=True)
+    return AgoraAgent(settings, deps)
