@@ -27,7 +27,17 @@ from uagents_core.types import DeliveryStatus, MsgStatus
 
 from agents.clock import Clock, SystemClock
 from agents.crypto import schema_digest
-from agents.mods import ENVELOPE_MODS, HANDLER_MODS, Inbound, Metrics, Mod, ModContext, Rejected, compose
+from agents.mods import (
+    ENVELOPE_MODS,
+    HANDLER_MODS,
+    Inbound,
+    Metrics,
+    Mod,
+    ModContext,
+    Rejected,
+    ReplayLedger,
+    compose,
+)
 from agents.resolver import StaticResolver
 from agents.settings import AgentSettings
 from agents.store import AgentStore
@@ -179,6 +189,7 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         self._mod_context = ModContext(
             address=self.address,
             store=self._store,
+            replay=ReplayLedger(self._store),
             clock=self._clock,
             wall_clock=self._wall_clock,
             limits=settings.limits,

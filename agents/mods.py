@@ -8,6 +8,7 @@ a rejection there is sent back to the (already authenticated) sender as an Error
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -70,6 +71,37 @@ class Metrics:
     handler_seconds: float = 0.0
 
 
+class ReplayLedger:
+    """Persists seen message ids with group commit: ids checked in one event-loop tick share one SQLite
+    transaction, and each check resolves only after its commit (durable before any handler runs)."""
+
+    def __init__(self, store: AgentStore) -> None:
+        self._store = store
+        self._pending: list[tuple[tuple[str, str, float], asyncio.Future[bool]]] = []
+
+    async def remember(self, sender: str, message_id: str, expires: float) -> bool:
+        """True the first time (sender, message_id) is seen, False for a replay."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append(((sender, message_id, expires), future))
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        try:
+            results = self._store.remember_messages([entry for entry, _ in pending])
+        except Exception as err:  # the checks fail closed: every waiter sees the error
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        for (_, future), fresh in zip(pending, results, strict=True):
+            if not future.done():
+                future.set_result(fresh)
+
+
 @dataclass(frozen=True, slots=True)
 class ModContext:
     """What a mod may use: the agent address, its store, clocks, limits, metrics, logger and known models.
@@ -80,6 +112,7 @@ class ModContext:
 
     address: str
     store: AgentStore
+    replay: ReplayLedger
     clock: Clock
     wall_clock: Clock
     limits: Limits
@@ -160,7 +193,7 @@ async def guard_replay(msg: Inbound, ctx: ModContext, nxt: Next) -> None:
         # The signed digest covers session, payload, expiry and nonce: it is the message id.
         message_id = (msg.digest or env._digest()).hex()
         expires = float(env.expires or 0) + ctx.limits.clock_skew
-        if not ctx.store.remember_message(env.sender, message_id, expires):
+        if not await ctx.replay.remember(env.sender, message_id, expires):
             raise Rejected(ErrorCode.REPLAYED, "envelope already received", status=409)
     await nxt(msg, ctx)
 

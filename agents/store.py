@@ -56,6 +56,24 @@ class AgentStore:
             )
             return cursor.rowcount == 1
 
+    def remember_messages(self, entries: list[tuple[str, str, float]]) -> list[bool]:
+        """`remember_message` for many (sender, id, expires) at once, in one transaction (group commit)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                results = [
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO seen_messages (sender, message_id, expires) VALUES (?, ?, ?)", entry
+                    ).rowcount
+                    == 1
+                    for entry in entries
+                ]
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return results
+
     def forget_expired(self, now: float) -> int:
         """Drop message ids whose envelopes have expired (they are rejected by expiry anyway)."""
         with self._lock:

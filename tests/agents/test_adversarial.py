@@ -114,3 +114,15 @@ async def test_allowedSenders_othersRefused(make_agent: Factory, tmp_path: Path)
         )
     assert (status, body["code"]) == (403, ErrorCode.BAD_SENDER)
     assert calls == []
+
+
+async def test_replay_sameEnvelopeConcurrently_acceptedOnce(make_agent: Factory, tmp_path: Path) -> None:
+    calls: list[str] = []
+    seller = _seller(make_agent, calls)
+    probe = Probe.create(tmp_path / "probe")
+    async with running(seller, probe):
+        envelope = forge_envelope(probe.keys.identity, seller.address, REQUEST)
+        results = await asyncio.gather(*(post_envelope(seller.endpoint, envelope) for _ in range(8)))
+        await _settle(seller)
+    assert sorted(status for status, _ in results) == [200] + [409] * 7
+    assert calls == ["j1"]
