@@ -399,7 +399,8 @@ def create_app(
                 w3,
                 contract_sources(w3, settings.deployment),
                 feed,
-                start_block=settings.deployment.block,
+                # From the first deployment block, so the feed starts with the economy's genesis (mint, wiring).
+                start_block=min((c.block for c in settings.deployment.contracts.values()), default=0),
                 interval=settings.event_poll_interval,
                 clock=clock,
             )
