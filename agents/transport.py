@@ -19,6 +19,7 @@ from uagents_core.identity import Identity
 from uagents_core.types import DeliveryStatus, MsgStatus
 
 from agents.crypto import sign_envelope
+from agents.http import KeepAlivePool
 from agents.mods import Rejected
 
 log = logging.getLogger("agora.transport")
@@ -100,13 +101,14 @@ class DeliveryError(RuntimeError):
 
 
 class EnvelopeSender:
-    """Seals (nonce + expiry + signature) and posts envelopes, one keep-alive aiohttp session per peer origin."""
+    """Seals (nonce + expiry + signature) and posts envelopes on keep-alive connections (aiohttp for https)."""
 
     def __init__(self, identity: Identity, now: Callable[[], float], timeout: float = 10.0) -> None:
         self._identity = identity
         self._now = now
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._plain = KeepAlivePool(timeout)
         # Microsecond start keeps nonces increasing across restarts without persisting a counter.
         self._nonces = itertools.count(time.time_ns() // 1000)
 
@@ -138,17 +140,24 @@ class EnvelopeSender:
         errors: list[str] = []
         for endpoint in endpoints:
             try:
-                async with self._session(endpoint).post(endpoint, data=body, headers=headers) as resp:
-                    raw = await resp.read()
-                    if resp.status == 200:
-                        return _status(envelope, DeliveryStatus.DELIVERED, "delivered", endpoint), raw
-                    errors.append(_error_text(resp.status, raw.decode(errors="replace")))
-            except (TimeoutError, aiohttp.ClientError) as err:
+                status, raw = await self._post(endpoint, body, headers)
+            except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError, aiohttp.ClientError) as err:
                 errors.append(f"unreachable: {err.__class__.__name__} {err}")
+                continue
+            if status == 200:
+                return _status(envelope, DeliveryStatus.DELIVERED, "delivered", endpoint), raw
+            errors.append(_error_text(status, raw.decode(errors="replace")))
         return _status(envelope, DeliveryStatus.FAILED, "; ".join(errors) or "no endpoint", ""), b""
 
+    async def _post(self, endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if endpoint.startswith("http://"):
+            return await self._plain.post(endpoint, body, headers)
+        async with self._session(endpoint).post(endpoint, data=body, headers=headers) as resp:
+            return resp.status, await resp.read()
+
     async def close(self) -> None:
-        """Close every pooled session."""
+        """Close every pooled connection and session."""
+        await self._plain.close()
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
