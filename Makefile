@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER := $(CURDIR)/.agora/ape
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap contracts demo test test-only lint fmt bench clean
+.PHONY: help bootstrap contracts demo test test-only lint fmt bench clean slither
 
 help:  ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,20 @@ test: bootstrap contracts lint test-only  ## Lint, types, and the whole test sui
 
 test-only:  ## The test suite alone (assumes bootstrap).
 	$(BIN)/pytest
+
+# Slither lives in its own venv: it brings solc-select, whose `solc` shim must not shadow the
+# offline compiler wrapper inside the main venv.
+SLITHER_VENV := .venv-slither
+SLITHER := $(SLITHER_VENV)/bin/slither
+
+$(SLITHER):
+	test -x $(SLITHER_VENV)/bin/python || $(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/python -m pip install --quiet slither-analyzer==0.11.6
+
+slither: $(SLITHER) $(NODE_STAMP)  ## Static analysis of contracts/ (fails on medium/high findings).
+	$(SLITHER) contracts/ --solc tools/solc/solc-v0.8.28 --solc-standard-json \
+	  --solc-remaps "@openzeppelin/contracts=node_modules/@openzeppelin/contracts" \
+	  --filter-paths node_modules --exclude-informational --exclude-optimization --fail-medium
 
 bench: bootstrap contracts  ## Run the benchmarks in bench/ and print their figures.
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -136,7 +136,7 @@ contract ModelRegistry is IModelRegistry, ERC721, ERC2981 {
             revert LineageLengthMismatch();
         }
         if (parentCount > MAX_PARENTS) revert TooManyParents(parentCount);
-        RoyaltyMath.checkedTotal(lineage.parentBps, lineage.contributorBps);
+        RoyaltyMath.requireWithinTotal(lineage.parentBps, lineage.contributorBps);
         for (uint256 i = 0; i < parentCount; ++i) {
             _requireKnown(lineage.parents[i]);
             if (lineage.parentBps[i] == 0) revert ZeroShare();

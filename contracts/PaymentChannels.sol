@@ -143,8 +143,8 @@ contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc IPaymentChannels
     function recoverVoucherSigner(Voucher calldata voucher, bytes calldata signature) public view returns (address) {
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(voucherDigest(voucher), signature);
-        return err == ECDSA.RecoverError.NoError ? signer : address(0);
+        (address signer, ECDSA.RecoverError err, bytes32 errArg) = ECDSA.tryRecover(voucherDigest(voucher), signature);
+        return err == ECDSA.RecoverError.NoError && errArg == bytes32(0) ? signer : address(0);
     }
 
     /// @notice The EIP-712 domain separator (name "Agora PaymentChannels", version "1").

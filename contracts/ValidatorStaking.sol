@@ -180,9 +180,10 @@ contract ValidatorStaking is IValidatorStaking, ReentrancyGuardTransient {
         for (uint256 i = 0; i < losers.length; ++i) {
             pot += _slash(losers[i]);
         }
-        uint256 toTreasury = RoyaltyMath.portion(pot, treasuryBps);
-        uint256 perWinner = (pot - toTreasury) / winners.length;
-        toTreasury = pot - perWinner * winners.length; // rounding dust goes to the treasury
+        uint256 shared = pot - RoyaltyMath.portion(pot, treasuryBps);
+        uint256 perWinner = shared / winners.length;
+        // The treasury takes its share plus the rounding dust of the equal split.
+        uint256 toTreasury = pot - shared + (shared % winners.length);
         emit DisputeResolved(disputeId, upheld, pot, perWinner, toTreasury);
         if (perWinner > 0) {
             for (uint256 i = 0; i < winners.length; ++i) {

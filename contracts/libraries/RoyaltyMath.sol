@@ -21,11 +21,11 @@ library RoyaltyMath {
         return (amount * bps) / BPS;
     }
 
-    /// @notice Sum two lists of basis-point shares and check the total is at most 100%.
+    /// @notice Check that two lists of basis-point shares add up to at most 100%.
     /// @param first The first list (e.g. parent shares).
     /// @param second The second list (e.g. contributor shares).
-    /// @return total The sum of both lists in basis points.
-    function checkedTotal(uint16[] calldata first, uint16[] calldata second) internal pure returns (uint256 total) {
+    function requireWithinTotal(uint16[] calldata first, uint16[] calldata second) internal pure {
+        uint256 total = 0;
         for (uint256 i = 0; i < first.length; ++i) {
             total += first[i];
         }
