@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from marketplace.registry import RegistrySettings, RegistryStore, create_app
-from marketplace.registry.storage import MIGRATIONS
+from marketplace.registry.schema import MIGRATIONS
 from protocols.cards import sign_write
 from tests.registry.conftest import FakeClock, identity, make_card
 
