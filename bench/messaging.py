@@ -199,7 +199,7 @@ async def _serve_plain(args: str) -> None:
     await agent.run_async()
 
 
-def write_results(agora: dict[str, float], plain: dict[str, float], command: str) -> None:
+def write_results(agora: dict[str, float], plain: dict[str, float], command: str, concurrency: int) -> None:
     """Replace (or add) this benchmark's section of bench/RESULTS.md; other sections are left alone."""
     ratio_c, ratio_s = agora["concurrent"] / plain["concurrent"], agora["sequential"] / plain["sequential"]
     section = "\n".join(
@@ -212,7 +212,7 @@ def write_results(agora: dict[str, float], plain: dict[str, float], command: str
             "Both sides sign every envelope (secp256k1); agora also checks signature, expiry and replay (SQLite).",
             "Both stacks run at once and are measured in alternation; the best of the rounds is shown for each.",
             "",
-            "| stack | sequential rt/s | concurrent rt/s |",
+            f"| stack | sequential rt/s (1 in flight) | concurrent rt/s ({concurrency} in flight) |",
             "|---|---|---|",
             f"| agora (keep-alive HTTP, mods on) | {agora['sequential']:,.0f} | {agora['concurrent']:,.0f} |",
             f"| plain uAgents 0.26.1 (same run) | {plain['sequential']:,.0f} | {plain['concurrent']:,.0f} |",
@@ -262,7 +262,8 @@ async def main() -> None:
     ratios = {k: agora[k] / plain[k] for k in plain}
     print(f"ratio:  sequential {ratios['sequential']:.1f}x, concurrent {ratios['concurrent']:.1f}x")
     if not args.no_write:
-        write_results(agora, plain, "python bench/messaging.py " + " ".join(sys.argv[1:]))
+        command = " ".join([".venv/bin/python bench/messaging.py", *sys.argv[1:]])
+        write_results(agora, plain, command, args.concurrency)
 
 
 if __name__ == "__main__":

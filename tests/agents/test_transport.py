@@ -13,13 +13,15 @@ from aiohttp import web
 from uagents import Context
 from uagents_core.identity import Identity
 
-from agents.base import AgentDeps, AgoraAgent
+from agents.base import AgentDeps, AgoraAgent, RemoteError
 from agents.crypto import sign_envelope
 from agents.process import spawn_agent
 from agents.resolver import StaticResolver
 from agents.settings import AgentSettings
 from agents.testing.doubles import forge_envelope
+from protocols.errors import ErrorCode
 from protocols.jobs import InferenceRequest, InferenceResult
+from protocols.negotiation import Reject
 
 Factory = Callable[..., AgoraAgent]
 REQUEST = InferenceRequest(job_id="t1", model_id="m", inputs=[[1.0]], price=1)
@@ -112,3 +114,20 @@ def outbound_prober(settings: AgentSettings, deps: AgentDeps, options: dict[str,
     except OSError as err:
         print(f"outbound {err}", flush=True)
     return AgoraAgent(settings, deps)
+
+
+async def test_request_remoteRefusal_arrivesAsRemoteError(
+    requester: tuple[AgoraAgent, StaticResolver], tmp_path: Path
+) -> None:
+    agent, resolver = requester
+    settings = AgentSettings(name="echo", seed="echo seed", data_dir=tmp_path / "echo")
+    child = await spawn_agent("agents.testing.factories:echo_responder", settings, {agent.address: [agent.endpoint]})
+    resolver.add(child.address, child.endpoint)
+    try:
+        ok = await agent.request(child.address, REQUEST, InferenceResult)
+        with pytest.raises(RemoteError) as refused:
+            await agent.request(child.address, Reject(negotiation_id="n", reason="not spoken here"), InferenceResult)
+    finally:
+        await child.stop()
+    assert ok.outputs == REQUEST.inputs
+    assert refused.value.code == ErrorCode.UNKNOWN_SCHEMA
