@@ -164,16 +164,17 @@ class RegistryService:
         task.add_done_callback(self._pending.discard)
 
     async def refresh_reputation(self, owners: list[str] | None = None) -> int:
-        """Re-read reputation for owners (default: every stored owner); returns how many changed hands."""
+        """Re-read reputation for owners (default: every stored owner); returns how many were read."""
         owners = owners if owners is not None else await self.store.owners()
         done = 0
         for owner in owners:
             try:
                 reputation = await self.reputation.reputation(owner)
+                vouched = await self.reputation.vouched_agent(owner)
             except Exception as exc:  # the chain may be unreachable; keep the last known figures
                 log.warning("reputation of %s unavailable: %s", owner, exc)
                 continue
-            await self.store.set_reputation(owner, reputation)
+            await self.store.set_reputation(owner, reputation, vouched)
             done += 1
         return done
 

@@ -16,16 +16,29 @@ class ReputationSource(Protocol):
         """Reputation of one owner; an unknown owner has Reputation() (all zero)."""
         ...
 
+    async def vouched_agent(self, owner: str) -> str | None:
+        """The one agent address the owner vouches for ("" for none), or None when this source cannot tell.
+
+        A card names its owner account, but anyone can write any account there; only the agent the
+        owner itself vouches for (on chain: AgentRegistry.agentOf(owner)) inherits its reputation.
+        """
+        ...
+
 
 class StaticReputation:
     """Reputation from a mapping (tests, demos without a chain); unknown owners score zero."""
 
     def __init__(self, table: Mapping[str, Reputation] | None = None) -> None:
         self.table = {k.lower(): v for k, v in (table or {}).items()}
+        self.vouched: dict[str, str | None] = {}
 
     async def reputation(self, owner: str) -> Reputation:
         """The mapped reputation, or zero."""
         return self.table.get(owner.lower(), Reputation())
+
+    async def vouched_agent(self, owner: str) -> str | None:
+        """Unknown here (tests and demos trust the card's owner claim)."""
+        return self.vouched.get(owner.lower())
 
     def set(self, owner: str, reputation: Reputation) -> None:
         """Change an owner's reputation (as a settled receipt would)."""
@@ -35,8 +48,8 @@ class StaticReputation:
 class ChainReputation:
     """Reputation read from AgentRegistry through its typed client (marketplace.chain.agent_registry).
 
-    The client is anything with `async reputation(owner)` returning an object with count, volume and
-    score_bps (AgentRegistryClient) or score, or a (count, volume, score) tuple.
+    The client is AgentRegistryClient or anything alike: `async reputation(owner)` returning an object with
+    count, volume and score_bps (or score) or a (count, volume, score) tuple, and `async agent_of(owner)`.
     """
 
     def __init__(self, client: Any) -> None:
@@ -52,6 +65,11 @@ class ChainReputation:
             count, volume = raw.count, raw.volume
             score = raw.score_bps if hasattr(raw, "score_bps") else raw.score
         return Reputation(count=int(count), volume=int(volume), score=int(score))
+
+    async def vouched_agent(self, owner: str) -> str | None:
+        """The agent address the owner registered in AgentRegistry ("" when it registered none)."""
+        record = await self.client.agent_of(owner)
+        return "" if record is None else str(record.agent_address)
 
     @classmethod
     def for_deployment(cls, w3: Any, deployment: Any) -> ChainReputation:

@@ -330,14 +330,17 @@ class RegistryStore:
         await conn.execute(delete(offerings).where(offerings.c.address == address))
         await conn.execute(delete(agents).where(agents.c.address == address))
 
-    async def set_reputation(self, owner: str, reputation: Reputation) -> None:
-        """Record the chain's reputation for every agent owned by owner."""
-        await self.set_reputations({owner: reputation})
+    async def set_reputation(self, owner: str, reputation: Reputation, only_agent: str | None = None) -> None:
+        """Record an owner's reputation on its agents; with only_agent, the others claiming that owner get zero."""
+        await self.set_reputations({owner: reputation}, {owner: only_agent})
 
-    async def set_reputations(self, reputations: dict[str, Reputation]) -> None:
-        """Record reputations of several owners in one transaction."""
+    async def set_reputations(
+        self, reputations: dict[str, Reputation], only_agents: dict[str, str | None] | None = None
+    ) -> None:
+        """Record reputations of several owners in one transaction (see set_reputation for only_agents)."""
         async with self._writer.begin() as conn:
-            for owner, reputation in reputations.items():
+            for owner, owner_reputation in reputations.items():
+                only = (only_agents or {}).get(owner)
                 owned = (
                     await conn.execute(
                         select(agents.c.address, agents.c.last_seen, agents.c.rep_score, agents.c.rep_count).where(
@@ -346,6 +349,8 @@ class RegistryStore:
                     )
                 ).all()
                 for row in owned:
+                    # A card's owner field is only a claim: reputation goes to the agent the owner vouches for.
+                    reputation = owner_reputation if only is None or row.address == only else Reputation()
                     if (row.rep_score, row.rep_count) == (reputation.score, reputation.count):
                         continue  # most refreshes change nothing: skip the writes
                     await conn.execute(

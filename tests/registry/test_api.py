@@ -359,3 +359,17 @@ async def test_serviceEndpoints_healthOpenapiDashboardEvents(registry: Registry)
     assert (status, body["code"]) == (404, "not_found")
     response = await registry.client.delete("/v1/search")
     assert (response.status, (await response.json())["code"]) == (405, "method_not_allowed")
+
+
+async def test_reputation_onlyForTheAgentItsOwnerVouchesFor(registry: Registry) -> None:
+    owner = owner_of("shared-owner")
+    honest, copycat = identity("honest"), identity("copycat")
+    await registry.register(honest, make_card(honest, owner=owner))
+    await registry.register(copycat, make_card(copycat, owner=owner))
+    registry.reputation.set(owner, _rep(5, 9000))
+    registry.reputation.vouched[owner.lower()] = honest.address
+    await registry.service.refresh_reputation()
+    _, page = await registry.get("/v1/search", min_reputation=1)
+    assert [r["card"]["address"] for r in page["results"]] == [honest.address]
+    _, entry = await registry.get(f"/v1/agents/{copycat.address}")
+    assert entry["reputation"]["score"] == 0

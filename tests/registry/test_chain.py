@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from marketplace.chain import ChainConnection, LocalChain, TokenClient
-from marketplace.chain.agent_registry import AgentRegistryClient
+from marketplace.chain.agent_registry import AgentRegistryClient, AgentRole
 from marketplace.registry.app import SERVICE
 from marketplace.registry.reputation import ChainReputation
 from protocols.cards import sign_write
@@ -42,17 +42,23 @@ async def test_reputation_readFromAgentRegistryReceipts(
     expected = await ChainReputation(registry_contract).reputation(seller.address)
     assert (expected.count, expected.volume, expected.score) == (2, 4 * 10**18, 8250)
 
-    alice = identity("chain-alice")
-    card = make_card(alice, owner=seller.address)
-    response = await chain_registry.post("/v1/agents", data=sign_write(alice, "register", card).model_dump_json())
-    assert response.status == 201
+    alice, mallory = identity("chain-alice"), identity("chain-mallory")
+    # The owner account vouches on chain for its agent; Mallory only writes the same owner into her card.
+    await AgentRegistryClient(conn.with_account(seller)).register(alice.address, AgentRole.SELLER)
+    for who in (alice, mallory):
+        card = make_card(who, owner=seller.address)
+        response = await chain_registry.post("/v1/agents", data=sign_write(who, "register", card).model_dump_json())
+        assert response.status == 201
 
     async def ranked() -> Any:
         page = await (await chain_registry.get("/v1/search", params={"min_reputation": "8000"})).json()
         return page["results"]
 
     results = await _wait_for(ranked)  # the registry reads the chain right after the card is published
+    assert [r["card"]["address"] for r in results] == [alice.address]
     assert results[0]["reputation"] == {"count": 2, "volume": 4 * 10**18, "score": 8250}
+    borrowed = await (await chain_registry.get(f"/v1/agents/{mallory.address}")).json()
+    assert borrowed["reputation"] == {"count": 0, "volume": 0, "score": 0}
     service = chain_registry.app[SERVICE]
     assert isinstance(service.reputation, ChainReputation)
     assert await service.refresh_reputation() == 1
