@@ -38,7 +38,8 @@ class EnvelopeServer:
         self._port = port
         self._receiver = receiver
         self._max_body = max_body
-        self._runner: web.AppRunner | None = None
+        self._handler: web.Server | None = None
+        self._listener: asyncio.Server | None = None
         self._bound_port: int | None = None
 
     @property
@@ -50,29 +51,34 @@ class EnvelopeServer:
 
     async def start(self) -> None:
         """Bind and start serving."""
-        # Headroom over the limit so the receiver answers an oversize envelope with a typed ErrorReply.
-        app = web.Application(client_max_size=self._max_body + 4096)
-        app.router.add_post("/submit", self._submit)
-        app.router.add_route("HEAD", "/submit", self._probe)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self._bound_port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        # aiohttp's low-level server: no router or middleware chain, one function sees every request
+        # (bodies are read up to aiohttp's 1 MiB cap, then held to max_body by the receiver).
+        self._handler = web.Server(self._route, access_log=None)
+        self._listener = await asyncio.get_running_loop().create_server(
+            self._handler, self._host, self._port, reuse_address=True
+        )
+        self._bound_port = int(self._listener.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop serving and close connections."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._listener is not None and self._handler is not None:
+            self._listener.close()
+            await self._handler.shutdown(1.0)
+            self._listener = None
 
-    async def _probe(self, _request: web.Request) -> web.Response:
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.path != "/submit":
+            return web.Response(status=404, body=b'{"code": "not_found", "detail": "POST /submit"}')
+        if request.method == "HEAD":
+            return await self._probe(request)
+        if request.method != "POST":
+            return web.Response(status=405)
+        return await self._submit(request)
+
+    async def _probe(self, _request: web.BaseRequest) -> web.Response:
         return web.Response(headers={"x-uagents-status": "ready"})
 
-    async def _submit(self, request: web.Request) -> web.Response:
+    async def _submit(self, request: web.BaseRequest) -> web.Response:
         if request.content_length is not None and request.content_length > self._max_body:
             return _error_response(Rejected("too_large", f"{request.content_length} bytes > {self._max_body}", 413))
         try:
