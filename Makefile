@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER := $(CURDIR)/.agora/ape
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap contracts demo test test-only lint fmt bench clean slither
+.PHONY: help bootstrap contracts demo test test-only lint fmt bench clean slither browser
 
 help:  ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,13 @@ contracts: bootstrap  ## Compile the Solidity contracts with Ape (offline).
 demo: bootstrap contracts  ## Run the scripted economy on a fresh local chain.
 	$(BIN)/agora demo
 
+CHROMIUM := /usr/bin/chromium
+
+browser:  ## Debian's Chromium for the dashboard browser test (installs once, as root; never a browser download).
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "note: $(CHROMIUM) missing and not root: tests/registry/test_dashboard_browser.py will skip (run: sudo make browser)"; fi
+
 lint: bootstrap  ## ruff (lint + format check) and mypy strict.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,7 +55,7 @@ fmt: bootstrap  ## Format and auto-fix.
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: bootstrap contracts lint test-only  ## Lint, types, and the whole test suite.
+test: bootstrap contracts browser lint test-only  ## Lint, types, and the whole test suite.
 
 test-only:  ## The test suite alone (assumes bootstrap).
 	$(BIN)/pytest
