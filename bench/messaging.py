@@ -211,6 +211,8 @@ def write_results(agora: dict[str, float], plain: dict[str, float], command: str
             f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} at start).",
             "Both sides sign every envelope (secp256k1); agora also checks signature, expiry and replay (SQLite).",
             "Both stacks run at once and are measured in alternation; the best of the rounds is shown for each.",
+            "Plain uAgents makes 134-144 rt/s on an idle machine of this kind (shared/TOOLCHAIN.md): a lower plain",
+            "figure below means the cores were shared with other work, and agora's absolute figure is low with it.",
             "",
             f"| stack | sequential rt/s (1 in flight) | concurrent rt/s ({concurrency} in flight) |",
             "|---|---|---|",
