@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import uvloop
 from cosmpy.aerial.wallet import LocalWallet
 from uagents import Agent, Context, Model, Protocol
 from uagents.agent import AgentRepresentation
@@ -137,7 +138,7 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        loop = asyncio.new_event_loop()
+        loop = uvloop.new_event_loop()  # libuv loop: cheaper per message than asyncio's default
         asyncio.set_event_loop(loop)
         return loop
 

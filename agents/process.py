@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from agents.base import AgentDeps, AgoraAgent
 from agents.mods import Limits
 from agents.resolver import StaticResolver
@@ -168,7 +170,8 @@ def main() -> None:
     args = parser.parse_args()
     # Settings (with the seed) travel in the environment rather than argv, which `ps` shows to everyone.
     settings_json, peers, options = json.loads(os.environ.pop("AGORA_PROCESS_ARGS"))
-    asyncio.run(serve(args.factory, settings_from_json(settings_json), peers, options))
+    # uvloop's libuv event loop roughly halves the per-message cost of the asyncio machinery.
+    uvloop.run(serve(args.factory, settings_from_json(settings_json), peers, options))
 
 
 if __name__ == "__main__":

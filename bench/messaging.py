@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import uagents.asgi
+import uvloop
 from uagents import Agent, Context
 from uagents.registration import AgentRegistrationPolicy
 
@@ -272,4 +273,4 @@ if __name__ == "__main__":
     import logging
 
     logging.disable(logging.WARNING)  # per-message INFO/WARNING lines would measure the terminal, not messaging
-    asyncio.run(main())
+    uvloop.run(main())  # the same event loop agents.process children use
