@@ -211,7 +211,7 @@ def write_results(agora: dict[str, float], plain: dict[str, float], command: str
             f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
             f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} at start).",
             "Both sides sign every envelope (secp256k1); agora also checks signature, expiry and replay (SQLite).",
-            "Both stacks run at once and are measured in alternation; the best of the rounds is shown for each.",
+            "Both stacks run at once, on the same event loop (uvloop), measured in alternation; best round shown.",
             "Plain uAgents makes 134-144 rt/s on an idle machine of this kind (shared/TOOLCHAIN.md): a lower plain",
             "figure below means the cores were shared with other work, and agora's absolute figure is low with it.",
             "",
