@@ -36,7 +36,8 @@ class Cast:
 
 
 def _gas(client: ChannelsClient | EscrowClient | ModelRegistryClient) -> int:
-    assert client.last_receipt is not None
+    if client.last_receipt is None:
+        raise ValueError(f"{client.contract_name} client has sent no transaction yet")
     return int(client.last_receipt["gasUsed"])
 
 
