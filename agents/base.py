@@ -441,6 +441,10 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             # A reply to one of our own requests: no handler runs, so nothing will answer in the HTTP response.
             self._sync_waiters.pop((msg.sender, msg.session), None)
             return
+        if self._handle_messages_concurrently:
+            # Handlers run as their own tasks anyway: skip the hop through uAgents' ordered message queue.
+            await self._process_single_message(msg.schema_digest, msg.sender, msg.payload, msg.session)
+            return
         await dispatcher.dispatch_msg(msg.sender, msg.target, msg.schema_digest, msg.payload, msg.session)
 
     def _handler_context(self, msg: Inbound) -> ExternalContext:

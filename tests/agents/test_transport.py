@@ -120,7 +120,7 @@ async def test_request_remoteRefusal_arrivesAsRemoteError(
     requester: tuple[AgoraAgent, StaticResolver], tmp_path: Path
 ) -> None:
     agent, resolver = requester
-    settings = AgentSettings(name="echo", seed="echo seed", data_dir=tmp_path / "echo")
+    settings = AgentSettings(name="echo", seed="echo seed", data_dir=tmp_path / "echo", concurrent_handlers=True)
     child = await spawn_agent("agents.testing.factories:echo_responder", settings, {agent.address: [agent.endpoint]})
     resolver.add(child.address, child.endpoint)
     try:
