@@ -20,6 +20,7 @@ class ReverseSeller(agents.SellerAgent):
         self.use(count_messages)
 
     async def infer(self, request: InferenceRequest) -> list[list[float]]:
+        """The model: reverse every row."""
         return [row[::-1] for row in request.inputs]
 
 
@@ -31,6 +32,7 @@ async def count_messages(msg: agents.Inbound, ctx: agents.ModContext, nxt: agent
 
 
 async def main() -> None:
+    """Start the seller and a buyer in this process, negotiate a price, then buy one inference."""
     seller = ReverseSeller(agents.AgentSettings(name="reverse-seller", seed="example reverse seller"))
     buyer = agents.BuyerAgent(agents.AgentSettings(name="example-buyer", seed="example buyer"))
     async with agents.running(seller, buyer):

@@ -17,7 +17,10 @@ def unit_seller(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any
     """A SellerAgent with UnitPricing(options["unit_price"], options["floor_unit_price"]) that echoes inputs."""
 
     class EchoSeller(SellerAgent):
+        """A seller whose model returns its inputs."""
+
         async def infer(self, request: InferenceRequest) -> list[list[float]]:
+            """Echo the inputs."""
             return request.inputs
 
     pricing = UnitPricing(int(options["unit_price"]), int(options["floor_unit_price"]))
