@@ -79,6 +79,8 @@ class SellerTerms:
     dishonest_rate: float = 0.0
     """Fraction of calls answered with made-up outputs (and a commitment to them): validators catch it."""
     seed: int = 0
+    claim_threshold: int | None = None
+    """Claim policy: settle on chain as soon as this much (base units) is unclaimed; None claims only when asked."""
 
 
 class CataloguePricing:
@@ -112,6 +114,8 @@ class ModelSellerAgent(SellerAgent):
 
     def __init__(self, settings: AgentSettings, deps: AgentDeps, market: Market, terms: SellerTerms) -> None:
         self.served: dict[str, ServedModel] = {}
+        self.claim_log: list[tuple[list[ChannelClaimed], int]] = []
+        """Every claimMany this agent sent since it started, with its gas."""
         self.terms = terms
         self.market = market
         super().__init__(settings, deps, pricing=CataloguePricing(self.served, terms))
@@ -222,6 +226,8 @@ class ModelSellerAgent(SellerAgent):
         data["voucher"] = {"nonce": msg.nonce, "amount": msg.cumulative_amount, "signature": msg.signature}
         self.store.put(f"channel:{msg.channel_id}", data)
         self.store.put(f"credit:{msg.job_id}", {"buyer": sender, "model_chain_id": data["model_chain_id"]})
+        if self.terms.claim_threshold is not None and self.unclaimed() >= self.terms.claim_threshold:
+            await self.claim_vouchers()
         receipt = Receipt(
             channel_id=msg.channel_id,
             job_id=msg.job_id,
@@ -230,6 +236,15 @@ class ModelSellerAgent(SellerAgent):
             nonce=msg.nonce,
         )
         await ctx.send(sender, receipt)
+
+    def unclaimed(self) -> int:
+        """Base units promised by stored vouchers and not yet claimed on chain."""
+        total = 0
+        for channel_id in self.store.get("channels", []):
+            voucher = self.store.get(f"channel:{channel_id}", {}).get("voucher")
+            if voucher is not None:
+                total += max(0, voucher["amount"] - self.store.get(f"claimed:{channel_id}", 0))
+        return total
 
     async def claim_vouchers(self) -> list[ChannelClaimed]:
         """Claim the latest voucher of every channel with unclaimed money, in one claimMany transaction."""
@@ -245,6 +260,8 @@ class ModelSellerAgent(SellerAgent):
         claims = await self.market.channels.claim_many(pending)
         for signed in pending:
             self.store.put(f"claimed:{signed.voucher.channel_id}", signed.voucher.amount)
+        receipt = self.market.channels.last_receipt
+        self.claim_log.append((claims, int(receipt["gasUsed"]) if receipt is not None else 0))
         return claims
 
     # --- inference --------------------------------------------------------------------------------

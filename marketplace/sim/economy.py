@@ -272,16 +272,10 @@ class Economy:
         """Sellers claim their vouchers; after every deadline, disputes resolve and payers take back the rest."""
         for p in self.people.values():
             if p.role == "seller" and p.alive:
-                claims = await p.agent.claim_vouchers()
-                if claims:
-                    receipt = p.agent.market.channels.last_receipt
+                await p.agent.claim_vouchers()
+                for claims, gas in p.agent.claim_log:  # threshold claims made during the run, then this one
                     self.ledger.claims.append(
-                        {
-                            "seller": p.name,
-                            "channels": len(claims),
-                            "amount": sum(c.amount for c in claims),
-                            "gas": int(receipt["gasUsed"]),
-                        }
+                        {"seller": p.name, "channels": len(claims), "amount": sum(c.amount for c in claims), "gas": gas}
                     )
                     await self._royalties(p, claims)
         window = max(self.scenario.channel_ttl, self.scenario.training_ttl, STAKING_CONFIG.dispute_window) + 60
@@ -401,6 +395,7 @@ class Economy:
                 training_price=spec.training_price,
                 training_floor=spec.training_floor,
                 dishonest_rate=spec.dishonest_rate,
+                claim_threshold=spec.claim_threshold,
                 seed=s.seed,
             )
             self._make(conn, spec.name, "seller", seller_mod.ROLE, terms=terms)

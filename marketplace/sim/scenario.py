@@ -39,6 +39,8 @@ class SellerSpec(_Strict):
     training_floor: int = Field(default=30 * AGT, gt=0)
     dishonest_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Fraction of inference calls answered with a wrong output (to exercise validation)."""
+    claim_threshold: int | None = Field(default=None, gt=0)
+    """Claim vouchers on chain whenever this much is unclaimed; None: one claimMany at settlement."""
 
 
 class Fault(_Strict):

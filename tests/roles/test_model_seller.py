@@ -179,3 +179,16 @@ async def test_claim_afterRestartPaysEveryCallServedBefore(
     finally:
         await restarted.stop()
         trade.seller = restarted  # the fixture stops it again harmlessly
+
+
+async def test_claimPolicy_settlesOnChainOnceThresholdIsUnclaimed(trade: Market2, conn: ChainConnection) -> None:
+    trade.seller.terms = SellerTerms(training_price=AGT, training_floor=AGT, claim_threshold=2 * trade.price)
+    token = TokenClient(conn)
+    before = await token.balance_of(trade.seller.market.account)
+    await _paid_call(trade, trade.price, "job-a")
+    assert trade.seller.claim_log == []
+    assert trade.seller.unclaimed() == trade.price
+    await _paid_call(trade, 2 * trade.price, "job-b")
+    assert [sum(c.amount for c in claims) for claims, _ in trade.seller.claim_log] == [2 * trade.price]
+    assert trade.seller.unclaimed() == 0
+    assert await token.balance_of(trade.seller.market.account) - before == 2 * trade.price
