@@ -467,7 +467,10 @@ def run_economy(scenario: Scenario, workdir: Path, progress: Progress | None = N
     from marketplace.chain import local_chain
 
     roles = load_roles()
+    report = progress or (lambda phase, done, total: None)
+    report("chain", 0, 1)
     with local_chain(accounts=2) as chain:
+        report("chain", 1, 1)
         return asyncio.run(Economy(scenario, chain, workdir, roles, progress).run())
 
 

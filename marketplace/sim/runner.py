@@ -10,11 +10,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from marketplace.chain.ape_env import configure_ape_environment
 from marketplace.sim.economy import run_economy
 from marketplace.sim.report import EconomyReport, print_summary, write_report
 from marketplace.sim.scenario import load_scenario
 
 PHASE_LABELS = {
+    "chain": "anvil + contracts deployed with Ape",
     "models": "training sellers' models",
     "inference": "users buying inference",
     "training": "advertisers buying fine-tunes",
@@ -23,7 +25,11 @@ PHASE_LABELS = {
 
 def _quiet_libraries() -> None:
     # Agents and Ape log every step at INFO; the progress bars tell the story instead.
-    for name in ("uagents", "ape", "web3", "aiohttp", "agora"):
+    configure_ape_environment()
+    from ape.logging import logger as ape_logger  # Ape sets its own level when imported: set it after
+
+    ape_logger.set_level("WARNING")
+    for name in ("uagents", "web3", "aiohttp", "agora"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger().setLevel(logging.WARNING)
 
