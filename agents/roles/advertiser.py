@@ -140,14 +140,10 @@ class AdvertiserAgent(BuyerAgent):
 
     async def _evaluator(self, job_key: str, exclude: str) -> AgentEntry:
         """A registered validator chosen by stake-weighted selection (never the seller) to judge the job."""
-        assert self.market.registry is not None
-        page = await self.market.registry.search(role="validator", limit=100)
-        by_owner = {entry.card.owner.lower(): entry for entry in page.results}
-        seed = keccak(text=f"evaluator:{job_key}")
-        for account in await self.market.ranked_stakers(seed):
-            if account.lower() != exclude.lower() and account.lower() in by_owner:
-                return by_owner[account.lower()]
-        raise RuntimeError("no registered validator is staked")
+        ranked = await self.market.ranked_validators(keccak(text=f"evaluator:{job_key}"), {exclude})
+        if not ranked:
+            raise RuntimeError("no registered validator is staked")
+        return ranked[0]
 
     async def reclaim_expired(self, escrow_job_id: int) -> JobExpired | None:
         """After the deadline, take back the budget of a job the seller never delivered."""

@@ -25,6 +25,8 @@ from marketplace.chain import (
 from marketplace.ml import ModelKind, ModelSpec, default_spec
 from marketplace.ml.inference import InvalidInferenceInput
 from marketplace.registry.client import RegistryClient
+from marketplace.registry.models import AgentEntry
+from protocols.validation import Attestation
 
 RUNTIME = (AgentSettings, AgentDeps, SimulatedClock, Wallet)
 """The SDK pieces the simulator builds agents from; it reaches them through the `agora.runtime` entry point."""
@@ -78,10 +80,29 @@ class Market:
         """This agent's settlement address."""
         return self.conn.address
 
-    async def ranked_stakers(self, seed: bytes) -> list[str]:
-        """Every staked account, in ValidatorStaking's stake-weighted order for this seed."""
+    async def ranked_validators(self, seed: bytes, exclude: set[str]) -> list[AgentEntry]:
+        """Registered validators in ValidatorStaking's stake-weighted order for `seed`, minus `exclude` accounts.
+
+        Sellers stake too (a slashable bond), so the on-chain order is filtered to agents whose registry
+        card says they are validators.
+        """
+        assert self.registry is not None, "validators are found through the registry"
+        page = await self.registry.search(role="validator", limit=100)
+        by_owner = {entry.card.owner.lower(): entry for entry in page.results}
         stakers = await self.staking.validators()
-        return await self.staking.select_validators(seed, len(stakers)) if stakers else []
+        ranked = await self.staking.select_validators(seed, len(stakers)) if stakers else []
+        skip = {account.lower() for account in exclude}
+        return [by_owner[a.lower()] for a in ranked if a.lower() in by_owner and a.lower() not in skip]
+
+    def attestation(self, job_id: str, valid: bool, commitment: str) -> Attestation:
+        """A signed Attestation of a recomputed commitment by this agent's settlement account."""
+        return Attestation(
+            job_id=job_id,
+            validator=self.account,
+            valid=valid,
+            recomputed_commitment=commitment,
+            signature=sign_attestation(self.conn, job_id, valid, commitment),
+        )
 
     async def chain_time(self) -> int:
         """Timestamp of the latest block: the clock every on-chain deadline is measured against."""

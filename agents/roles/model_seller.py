@@ -22,7 +22,6 @@ from agents.roles.market import (
     Market,
     model_uri,
     rows_to_inputs,
-    sign_attestation,
     task_id,
     to_bytes32,
 )
@@ -46,7 +45,7 @@ from protocols.jobs import InferenceRequest, InferenceResult, TrainingRequest, T
 from protocols.negotiation import JobSpec
 from protocols.payment import ChannelOpened, Receipt
 from protocols.payment import Voucher as VoucherMessage
-from protocols.validation import Attestation, ValidationRequest
+from protocols.validation import ValidationRequest
 
 MAX_TRAINING_BLOB = 4 * 1024 * 1024
 """Largest training dataset a seller accepts (bytes)."""
@@ -310,17 +309,7 @@ class ModelSellerAgent(SellerAgent):
         if not self.store.get(f"attested:{msg.job_id}"):
             await self.market.staking.attest(task_id(msg.job_id), to_bytes32(call["commitment"]))
             self.store.put(f"attested:{msg.job_id}", True)
-        signature = sign_attestation(self.market.conn, msg.job_id, True, call["commitment"])
-        await ctx.send(
-            sender,
-            Attestation(
-                job_id=msg.job_id,
-                validator=self.market.account,
-                valid=True,
-                recomputed_commitment=call["commitment"],
-                signature=signature,
-            ),
-        )
+        await ctx.send(sender, self.market.attestation(msg.job_id, True, call["commitment"]))
 
     # --- training ---------------------------------------------------------------------------------
     async def _on_training(self, ctx: Context, sender: str, msg: TrainingRequest) -> None:

@@ -221,13 +221,8 @@ class UserAgent(BuyerAgent):
 
     async def _validator_for(self, job_id: str, exclude: str) -> str | None:
         """The first validator (stake-weighted, seeded by the call) that is registered as one and is not the seller."""
-        assert self.market.registry is not None
-        page = await self.market.registry.search(role="validator", limit=100)
-        by_owner = {entry.card.owner.lower(): entry.card.address for entry in page.results}
-        for account in await self.market.ranked_stakers(task_id(job_id)):
-            if account.lower() != exclude.lower() and account.lower() in by_owner:
-                return by_owner[account.lower()]
-        return None
+        ranked = await self.market.ranked_validators(task_id(job_id), {exclude})
+        return ranked[0].card.address if ranked else None
 
     async def refund_channels(self, channels: list[int]) -> list[ChannelRefunded]:
         """After expiry, take back what the sellers did not claim."""

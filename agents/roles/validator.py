@@ -13,7 +13,7 @@ from uagents import Context, Protocol
 
 from agents.base import AgentDeps, AgoraAgent
 from agents.mods import Rejected
-from agents.roles.market import MILLIONTHS, ListedModel, Market, rows_to_inputs, sign_attestation, task_id, to_bytes32
+from agents.roles.market import MILLIONTHS, ListedModel, Market, rows_to_inputs, task_id, to_bytes32
 from agents.roles.seller import bind
 from agents.settings import AgentSettings
 from marketplace.chain import JobStatus
@@ -70,15 +70,7 @@ class ValidatorAgent(AgoraAgent):
         self.store.put(f"validation:{msg.job_id}", {"valid": valid, "seller": msg.seller})
         if not valid:
             await self._dispute(msg, task, commitment)
-        signature = sign_attestation(self.market.conn, msg.job_id, valid, commitment)
-        attestation = Attestation(
-            job_id=msg.job_id,
-            validator=self.market.account,
-            valid=valid,
-            recomputed_commitment=commitment,
-            signature=signature,
-        )
-        await ctx.send(sender, attestation)
+        await ctx.send(sender, self.market.attestation(msg.job_id, valid, commitment))
 
     async def _dispute(self, msg: ValidationRequest, task: bytes, commitment: str) -> None:
         """Challenge the seller's on-chain attestation and ask other validators to re-execute and vote."""
@@ -98,16 +90,8 @@ class ValidatorAgent(AgoraAgent):
         """Other validators' agent addresses, chosen by stake-weighted selection seeded with the task id."""
         if self.market.registry is None:
             return []
-        page = await self.market.registry.search(role="validator", limit=100)
-        by_owner = {entry.card.owner.lower(): entry.card.address for entry in page.results}
-        chosen: list[str] = []
-        for account in await self.market.ranked_stakers(task):
-            address = by_owner.get(account.lower())
-            if address and account.lower() not in exclude and address not in chosen:
-                chosen.append(address)
-            if len(chosen) == self.voters:
-                break
-        return chosen
+        ranked = await self.market.ranked_validators(task, exclude)
+        return [entry.card.address for entry in ranked[: self.voters]]
 
     async def _on_vote_request(self, ctx: Context, sender: str, msg: DisputeVoteRequest) -> None:
         commitment = await self.recompute(msg.model_id, msg.inputs)
@@ -115,15 +99,7 @@ class ValidatorAgent(AgoraAgent):
         if dispute.task_id != task_id(msg.job_id):
             raise Rejected(ErrorCode.REJECTED, "dispute is about another task")
         await self.market.staking.vote(msg.dispute_id, to_bytes32(commitment))
-        signature = sign_attestation(self.market.conn, msg.job_id, True, commitment)
-        attestation = Attestation(
-            job_id=msg.job_id,
-            validator=self.market.account,
-            valid=True,
-            recomputed_commitment=commitment,
-            signature=signature,
-        )
-        await ctx.send(sender, attestation)
+        await ctx.send(sender, self.market.attestation(msg.job_id, True, commitment))
 
     async def resolve_disputes(self) -> list[DisputeResolved]:
         """Resolve the disputes this validator opened whose voting window has closed."""

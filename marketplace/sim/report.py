@@ -130,25 +130,19 @@ def _write_plots(report: EconomyReport, out_dir: Path) -> dict[str, Path]:
     fig.savefig(paths["balances_png"], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    flows = sorted(report.flows.items(), key=lambda kv: kv[1])
-    ax.barh([k for k, _ in flows], [v / AGT for _, v in flows], color="#3b7dd8")
-    ax.set_xlabel("AGT")
-    ax.set_title("Money flows between roles")
-    fig.tight_layout()
-    paths["flows_png"] = out_dir / "flows.png"
-    fig.savefig(paths["flows_png"], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    royalties = sorted(report.royalties.items(), key=lambda kv: kv[1])
-    ax.barh([k for k, _ in royalties], [v / AGT for _, v in royalties], color="#d8893b")
-    ax.set_xlabel("AGT")
-    ax.set_title("Royalties along model lineage")
-    fig.tight_layout()
-    paths["royalties_png"] = out_dir / "royalties.png"
-    fig.savefig(paths["royalties_png"], dpi=110)
-    plt.close(fig)
+    for key, amounts, title, color in (
+        ("flows", report.flows, "Money flows between roles", "#3b7dd8"),
+        ("royalties", report.royalties, "Royalties along model lineage", "#d8893b"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        bars = sorted(amounts.items(), key=lambda kv: kv[1])
+        ax.barh([k for k, _ in bars], [v / AGT for _, v in bars], color=color)
+        ax.set_xlabel("AGT")
+        ax.set_title(title)
+        fig.tight_layout()
+        paths[f"{key}_png"] = out_dir / f"{key}.png"
+        fig.savefig(paths[f"{key}_png"], dpi=110)
+        plt.close(fig)
     return paths
 
 
