@@ -314,22 +314,38 @@ class Economy:
                     self.ledger.royalties[owners.get(payout.recipient.lower(), payout.recipient)] += payout.amount
                     self.ledger.flows["users→upstream creators (royalties)"] += payout.amount
 
-    def _training_flows(self) -> None:
+    async def _training_flows(self) -> None:
+        """Where completed training budgets went: provider, evaluator fee, royalties along the base model's lineage."""
+        owners = {p.wallet.eth_address.lower(): p.name for p in self.people.values()}
         for p in self.people.values():
             if p.role != "validator":
                 continue
             for job_id in self.ledger.escrow_jobs.values():
                 record = p.agent.store.get(f"evaluation:{job_id}")
-                if record and record.get("completed"):
-                    self.ledger.flows["advertisers→sellers (training)"] += record["provider"]
-                    self.ledger.flows["advertisers→validators (evaluation fees)"] += record["fee"]
-                    self.ledger.flows["advertisers→upstream creators (royalties)"] += record["royalties"]
+                if not (record and record.get("completed")):
+                    continue
+                self.ledger.flows["advertisers→sellers (training)"] += record["provider"]
+                self.ledger.flows["advertisers→validators (evaluation fees)"] += record["fee"]
+                self.ledger.flows["advertisers→upstream creators (royalties)"] += record["royalties"]
+                job = await p.agent.market.escrow.get_job(job_id)
+                paid = record["provider"] + record["royalties"]  # the split runs on the budget minus the fee
+                for payout in await p.agent.market.model_registry.split(job.model_id, paid, job.provider):
+                    if payout.recipient.lower() != job.provider.lower():
+                        self.ledger.royalties[owners.get(payout.recipient.lower(), payout.recipient)] += payout.amount
 
     async def _final_job_states(self) -> None:
         """Count training jobs by their final JobEscrow status, read from the chain."""
         escrow = next(iter(self.people.values())).agent.market.escrow
         for job_id in self.ledger.escrow_jobs.values():
             self.ledger.jobs["training"][(await escrow.get_job(job_id)).status.name.lower()] += 1
+
+    async def _stakes(self) -> dict[str, int]:
+        """Each staked agent's remaining stake (bond), which slashing reduces."""
+        found = {}
+        for p in self.people.values():
+            if p.role in ("validator", "seller"):
+                found[p.name] = (await p.agent.market.staking.stake_of(p.wallet.eth_address)).total
+        return found
 
     # --- accounting --------------------------------------------------------------------------------
     async def _balances(self, token: TokenClient) -> dict[str, int]:
@@ -372,12 +388,13 @@ class Economy:
                 await self._snapshot(token, "inference")
                 await self._kill("training")
                 await self._training_phase()
-                self._training_flows()
+                await self._training_flows()
                 await self._snapshot(token, "training")
                 await self._kill("settlement")
                 await self._settle()
                 final = await self._snapshot(token, "settled")
                 await self._final_job_states()
+                stakes = await self._stakes()
             finally:
                 for p in self.people.values():
                     if p.alive:
@@ -385,7 +402,10 @@ class Economy:
                     await p.agent.market.registry.close()
             supply_after = await token.total_supply()
         timing["wall_seconds"] = time.perf_counter() - started
-        return self._report(initial, start, final, supply_before, supply_after, conn, timing)
+        report = self._report(initial, start, final, supply_before, supply_after, conn, timing)
+        for name, stake in stakes.items():
+            report.balances[name].stake_after = stake
+        return report
 
     def _create_agents(self, conn: ChainConnection) -> None:
         s = self.scenario

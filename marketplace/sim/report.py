@@ -27,6 +27,8 @@ class AgentBalance(BaseModel):
     role: str
     before: int
     after: int
+    stake_after: int | None = None
+    """Stake left in ValidatorStaking at the end (validators and sellers bond the same amount at start)."""
 
 
 class GasFigure(BaseModel):
@@ -152,14 +154,28 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _stake(balance: AgentBalance) -> str:
+    return "" if balance.stake_after is None else _agt(balance.stake_after)
+
+
 def _agt(amount: int) -> str:
     return f"{amount / AGT:,.4f}"
 
 
 def _render_html(report: EconomyReport, plots: Mapping[str, str]) -> str:
     balances = _table(
-        [(n, b.role, _agt(b.before), _agt(b.after), _agt(b.after - b.before)) for n, b in report.balances.items()],
-        ("agent", "role", "before", "after", "change"),
+        [
+            (
+                n,
+                b.role,
+                _agt(b.before),
+                _agt(b.after),
+                _agt(b.after - b.before),
+                "" if b.stake_after is None else _agt(b.stake_after),
+            )
+            for n, b in report.balances.items()
+        ],
+        ("agent", "role", "before", "after", "change", "stake left"),
     )
     gas = _table(
         [(op, str(g.count), f"{g.total:,}", f"{g.mean:,.0f}") for op, g in sorted(report.gas_used.items())],
