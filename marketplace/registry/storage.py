@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from marketplace.paths import state_dir
+from marketplace.registry import sqlite_search
 from marketplace.registry.models import Reputation, SearchQuery
 from marketplace.registry.schema import MIGRATIONS, PRICE_DIGITS, agents, offerings, write_nonces
 from protocols.cards import AgentCard, SignedWrite
@@ -61,14 +63,24 @@ class StoredAgent:
         "rep_volume",
     )
 
-    def __init__(self, row: Any, best_price: str | None) -> None:
-        self.card_json: str = row.card_json
-        self.registered_at: float = row.registered_at
-        self.last_seen: float = row.last_seen
-        self.expires_at: float = row.expires_at
-        self.rep_count: int = row.rep_count
-        self.rep_score: int = row.rep_score
-        self.rep_volume: str = row.rep_volume
+    def __init__(self, fields: Sequence[Any], best_price: str | None) -> None:
+        # fields: the columns of _agent_columns() in order (SQLAlchemy row or plain tuple; extra ones ignored).
+        self.card_json: str
+        self.registered_at: float
+        self.last_seen: float
+        self.expires_at: float
+        self.rep_score: int
+        self.rep_count: int
+        self.rep_volume: str
+        (
+            self.card_json,
+            self.registered_at,
+            self.last_seen,
+            self.expires_at,
+            self.rep_score,
+            self.rep_count,
+            self.rep_volume,
+        ) = fields[:7]
         self.best_price: str | None = best_price
 
     @property
@@ -135,10 +147,15 @@ def _begin_immediate(conn: Any) -> None:
 class RegistryStore:
     """Agent cards, offerings and seen write nonces in one SQL database."""
 
-    def __init__(self, url: str, reader: AsyncEngine | Engine, writer: AsyncEngine) -> None:
+    def __init__(
+        self, url: str, reader: AsyncEngine | Engine, writer: AsyncEngine, fast: sqlite3.Connection | None = None
+    ) -> None:
         self.url = url
         self._reader = reader
         self._writer = writer
+        # SQLite file only: a raw read connection used on the event loop for shallow searches, whose
+        # sub-millisecond queries cost less than a worker-thread hop plus SQLAlchemy's row machinery.
+        self._fast = fast
 
     @classmethod
     async def open(cls, url: str | None = None) -> RegistryStore:
@@ -163,6 +180,8 @@ class RegistryStore:
         store = cls(url, reader, writer)
         try:
             await store.migrate()
+            if _is_sqlite(url) and path and path != ":memory:":
+                store._fast = sqlite_search.connect(path)  # after migrating: the file exists, in WAL mode
         except BaseException:
             await store.close()
             raise
@@ -170,6 +189,9 @@ class RegistryStore:
 
     async def close(self) -> None:
         """Dispose both engines."""
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         if isinstance(self._reader, Engine):
             self._reader.dispose()
         elif self._reader is not self._writer:
@@ -424,7 +446,7 @@ class RegistryStore:
         """The live entry for address, or None."""
         params = {"address": address, "now": now}
         row = await self._read(lambda c: c.execute(_GET_STATEMENT, params).first())
-        return None if row is None else _stored(row, row.best_price)
+        return None if row is None else StoredAgent(row, row.best_price)
 
     async def endpoints(self, address: str, now: float) -> list[str] | None:
         """Endpoints of a live agent (None if unknown or expired)."""
@@ -452,11 +474,22 @@ class RegistryStore:
             # Rank keys start with the price, so "price <= max" is a range on the same index. Keys hold
             # only digits and lowercase letters, so the bound compares the same under any collation.
             params["max_rank"] = price_key(query.max_price + 1)
-        stmt = _search_statement(frozenset(params))
+        filters = frozenset(params)
+        stmt = _search_statement(filters)
+        if self._fast is not None and query.offset + query.limit < sqlite_search.MAX_INLINE_ROWS:
+            rows, more = sqlite_search.search_rows(
+                self._fast, _search_sql(filters), params, bool(filters & OFFERING_FILTERS), query.offset, query.limit
+            )
+            return [StoredAgent(row, row[7]) for row in rows], more
+        return await self._search_sqlalchemy(query, stmt, params)
+
+    async def _search_sqlalchemy(
+        self, query: SearchQuery, stmt: Any, params: dict[str, Any]
+    ) -> tuple[list[StoredAgent], bool]:
         if not params.keys() & OFFERING_FILTERS:
             params.update(lim=query.limit + 1, off=query.offset)
             rows = await self._read(lambda c: c.execute(stmt, params).all())
-            return [_stored(r, r.best_price) for r in rows[: query.limit]], len(rows) > query.limit
+            return [StoredAgent(r, r.best_price) for r in rows[: query.limit]], len(rows) > query.limit
 
         def distinct_agents(conn: Connection) -> tuple[list[Any], bool]:
             # An agent appears once per matching offering; its first (cheapest) one places it. Walk
@@ -482,7 +515,7 @@ class RegistryStore:
             return [(cards[address], price) for address, price in page], len(found) > query.offset + query.limit
 
         page, more = await self._read(distinct_agents)
-        return [_stored(row, price) for row, price in page], more
+        return [StoredAgent(row, price) for row, price in page], more
 
     async def owners(self) -> list[str]:
         """Distinct owner accounts of stored agents."""
@@ -548,6 +581,12 @@ def _search_statement(filters: frozenset[str]) -> Any:
     )
 
 
+@functools.cache
+def _search_sql(filters: frozenset[str]) -> str:
+    """The search SELECT for one combination of filters as sqlite3 SQL text."""
+    return sqlite_search.compiled_sql(_search_statement(filters))
+
+
 _CARDS_STATEMENT = select(*_agent_columns(), agents.c.address).where(
     agents.c.address.in_(bindparam("addresses", expanding=True))
 )
@@ -555,7 +594,3 @@ _CARDS_STATEMENT = select(*_agent_columns(), agents.c.address).where(
 _GET_STATEMENT = select(*_agent_columns(), agents.c.min_price.label("best_price")).where(
     agents.c.address == bindparam("address"), agents.c.expires_at > bindparam("now")
 )
-
-
-def _stored(row: Any, best_price: str | None) -> StoredAgent:
-    return StoredAgent(row, best_price)
