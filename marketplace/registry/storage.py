@@ -105,6 +105,22 @@ class StoredAgent:
         )
 
 
+def _offering_rows(card: AgentCard, suffix: str) -> list[dict[str, Any]]:
+    """The offerings-table rows of a card; `suffix` completes each rank key after the price."""
+    return [
+        {
+            "address": card.address,
+            "position": i,
+            "model_id": o.model_id,
+            "job_kind": o.job_kind,
+            "price": price_key(o.price_per_unit),
+            "capacity": o.capacity,
+            "rank_key": price_key(o.price_per_unit) + suffix,
+        }
+        for i, o in enumerate(card.offerings)
+    ]
+
+
 def price_key(amount: int) -> str:
     """The sortable text form of a uint256 amount."""
     return str(amount).zfill(PRICE_DIGITS)
@@ -297,18 +313,7 @@ class RegistryStore:
         if card.offerings:
             await conn.execute(
                 insert(offerings),
-                [
-                    {
-                        "address": card.address,
-                        "position": i,
-                        "model_id": o.model_id,
-                        "job_kind": o.job_kind,
-                        "price": price_key(o.price_per_unit),
-                        "capacity": o.capacity,
-                        "rank_key": price_key(o.price_per_unit) + suffix,
-                    }
-                    for i, o in enumerate(card.offerings)
-                ],
+                _offering_rows(card, suffix),
             )
 
     async def _rerank(self, conn: AsyncConnection, address: str, rep_score: int, last_seen: float) -> None:
@@ -407,18 +412,7 @@ class RegistryStore:
                     "rank_key": (min_price or NO_PRICE) + suffix,
                 }
             )
-            offering_rows += [
-                {
-                    "address": card.address,
-                    "position": i,
-                    "model_id": o.model_id,
-                    "job_kind": o.job_kind,
-                    "price": price_key(o.price_per_unit),
-                    "capacity": o.capacity,
-                    "rank_key": price_key(o.price_per_unit) + suffix,
-                }
-                for i, o in enumerate(card.offerings)
-            ]
+            offering_rows += _offering_rows(card, suffix)
         async with self._writer.begin() as conn:
             addresses = [card.address for card in cards]
             for start in range(0, len(addresses), 500):
