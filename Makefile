@@ -46,10 +46,11 @@ browser:  ## Debian's Chromium for the dashboard browser test (installs once, as
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "note: $(CHROMIUM) missing and not root: tests/registry/test_dashboard_browser.py will skip (run: sudo make browser)"; fi
 
-lint: bootstrap  ## ruff (lint + format check) and mypy strict.
+lint: bootstrap  ## ruff (lint + format check), mypy strict, and the import-linter layer contracts.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 fmt: bootstrap  ## Format and auto-fix.
 	$(BIN)/ruff format .

@@ -247,6 +247,12 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         return self._resolver
 
     @property
+    def logger(self) -> logging.Logger:
+        """The agent's logger (named after the agent)."""
+        logger: logging.Logger = self._logger
+        return logger
+
+    @property
     def metrics(self) -> Metrics:
         """Counters kept by the metering mod."""
         return self._metrics

@@ -1,7 +1,9 @@
-"""Negotiation decisions as small interfaces (pricing, concession, acceptance) with rule-based defaults.
+"""Negotiation decisions as small async interfaces (pricing, concession, acceptance) with rule-based defaults.
 
-All money is int base units. Time-dependent concession uses exact fractions, never floats, so two
-runs with the same clock make the same offers to the last base unit.
+Policies only propose: the negotiation engine (agents/capabilities/negotiation.py) clamps every offer to
+the buyer's budget and the seller's floor and refuses any acceptance beyond them, so a policy (an LLM,
+say) can be slow or wrong without overspending. All money is int base units; time-dependent concession
+uses exact fractions, never floats, so two runs with the same clock make the same offers.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class NegotiationView:
 class PricingPolicy(Protocol):
     """A seller's prices for a job: where it opens and the least it will take (None: not for sale)."""
 
-    def quote(self, job: JobSpec) -> tuple[int, int] | None:
+    async def quote(self, job: JobSpec) -> tuple[int, int] | None:
         """(opening price, reservation price) for the job, or None to decline."""
         ...
 
@@ -45,7 +47,7 @@ class PricingPolicy(Protocol):
 class ConcessionPolicy(Protocol):
     """The next price to offer, moving from an opening price towards the reservation price."""
 
-    def offer(self, opening: int, reservation: int, view: NegotiationView, now: float) -> int:
+    async def offer(self, opening: int, reservation: int, view: NegotiationView, now: float) -> int:
         """The price to offer now."""
         ...
 
@@ -53,7 +55,7 @@ class ConcessionPolicy(Protocol):
 class AcceptancePolicy(Protocol):
     """Whether to take the other side's price."""
 
-    def accepts(self, side: Side, price: int, our_next: int, reservation: int) -> bool:
+    async def accepts(self, side: Side, price: int, our_next: int, reservation: int) -> bool:
         """True to accept `price` rather than offer `our_next`."""
         ...
 
@@ -66,7 +68,7 @@ class UnitPricing:
     floor_unit_price: int
     models: frozenset[str] | None = None
 
-    def quote(self, job: JobSpec) -> tuple[int, int] | None:
+    async def quote(self, job: JobSpec) -> tuple[int, int] | None:
         """(units × unit_price, units × floor_unit_price), or None for models not sold here."""
         if job.units <= 0 or (self.models is not None and job.model_id not in self.models):
             return None
@@ -82,7 +84,7 @@ class TimeDependentConcession:
 
     exponent: int = 1
 
-    def offer(self, opening: int, reservation: int, view: NegotiationView, now: float) -> int:
+    async def offer(self, opening: int, reservation: int, view: NegotiationView, now: float) -> int:
         """The time-dependent offer, rounded towards our own interest and never past the reservation."""
         step = (reservation - opening) * view.progress(now) ** self.exponent
         price = opening + (step.__floor__() if reservation > opening else step.__ceil__())
@@ -94,7 +96,7 @@ class TimeDependentConcession:
 class AcceptIfNoWorse:
     """Accept when the other side's price is at least as good as our own next offer and within our limit."""
 
-    def accepts(self, side: Side, price: int, our_next: int, reservation: int) -> bool:
+    async def accepts(self, side: Side, price: int, our_next: int, reservation: int) -> bool:
         """Buyers accept prices ≤ min(next offer, limit); sellers accept prices ≥ max(next offer, floor)."""
         if side == "buyer":
             return price <= our_next and price <= reservation

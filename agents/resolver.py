@@ -35,3 +35,18 @@ class StaticResolver(Resolver):  # type: ignore[misc]  # uagents is untyped
         if not endpoints:
             return None, []
         return address or destination, list(endpoints)
+
+
+class FirstOfResolver(Resolver):  # type: ignore[misc]  # uagents is untyped
+    """Asks several resolvers in order and returns the first answer with endpoints (e.g. static, then registry)."""
+
+    def __init__(self, *resolvers: Resolver) -> None:
+        self.resolvers = resolvers
+
+    async def resolve(self, destination: str) -> tuple[str | None, list[str]]:
+        """uAgents Resolver interface: the first (address, endpoints) found, or (None, [])."""
+        for resolver in self.resolvers:
+            address, endpoints = await resolver.resolve(destination)
+            if address and endpoints:
+                return address, list(endpoints)
+        return None, []

@@ -1,4 +1,4 @@
-"""Durable per-agent state in one SQLite file: jobs, payment channels, vouchers and seen message ids."""
+"""Durable per-agent state in one SQLite file: jobs, seen message ids, and key/value records (see agents/state.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from typing import Any
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL,
     data TEXT NOT NULL, updated REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS channels (channel_id TEXT PRIMARY KEY, peer TEXT NOT NULL, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS vouchers (channel_id TEXT NOT NULL, nonce INTEGER NOT NULL,
-    cumulative_amount TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (channel_id, nonce));
 CREATE TABLE IF NOT EXISTS seen_messages (sender TEXT NOT NULL, message_id TEXT NOT NULL,
     expires REAL NOT NULL, PRIMARY KEY (sender, message_id));
 CREATE INDEX IF NOT EXISTS seen_messages_expiry ON seen_messages (expires);
@@ -109,42 +106,6 @@ class AgentStore:
             rows = self._db.execute(query + " ORDER BY updated", params).fetchall()
         return [{"job_id": r[0], "kind": r[1], "state": r[2], "data": json.loads(r[3])} for r in rows]
 
-    # --- payment channels and vouchers --------------------------------------------------------
-    def put_channel(self, channel_id: str, peer: str, data: Mapping[str, Any]) -> None:
-        """Create or update a payment channel record (amounts inside `data` must be ints)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO channels (channel_id, peer, data) VALUES (?, ?, ?) "
-                "ON CONFLICT(channel_id) DO UPDATE SET peer=excluded.peer, data=excluded.data",
-                (channel_id, peer, json.dumps(dict(data))),
-            )
-
-    def get_channel(self, channel_id: str) -> dict[str, Any] | None:
-        """A channel's data, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT peer, data FROM channels WHERE channel_id = ?", (channel_id,)).fetchone()
-        return None if row is None else {"peer": row[0], **json.loads(row[1])}
-
-    def record_voucher(self, channel_id: str, nonce: int, cumulative_amount: int, signature: str) -> bool:
-        """Store a voucher; False if that (channel, nonce) is already stored."""
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO vouchers (channel_id, nonce, cumulative_amount, signature) VALUES (?, ?, ?, ?)",
-                # uint256 amounts exceed SQLite's int64: store them as decimal text.
-                (channel_id, nonce, str(cumulative_amount), signature),
-            )
-            return cursor.rowcount == 1
-
-    def latest_voucher(self, channel_id: str) -> tuple[int, int, str] | None:
-        """The highest-nonce voucher of a channel as (nonce, cumulative_amount, signature)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT nonce, cumulative_amount, signature FROM vouchers WHERE channel_id = ? "
-                "ORDER BY nonce DESC LIMIT 1",
-                (channel_id,),
-            ).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
-
     # --- small key/value state ----------------------------------------------------------------
     def put(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value under `key`."""
@@ -153,6 +114,26 @@ class AgentStore:
                 "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (key, json.dumps(value)),
             )
+
+    def put_new(self, key: str, value: Any) -> bool:
+        """Store `value` under `key` only if the key is new; False (nothing written) when it exists."""
+        with self._lock:
+            cursor = self._db.execute("INSERT OR IGNORE INTO kv (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            return cursor.rowcount == 1
+
+    def delete(self, key: str) -> None:
+        """Remove `key` (no error if absent)."""
+        with self._lock:
+            self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    def scan(self, prefix: str) -> list[tuple[str, Any]]:
+        """Every (key, value) whose key starts with `prefix`, in key order."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key", (prefix, upper)
+            ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored under `key`, or `default`."""

@@ -17,8 +17,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from uagents_core.identity import Identity
 
-Role = Literal["user", "advertiser", "seller", "validator"]
-ROLES: tuple[Role, ...] = ("user", "advertiser", "seller", "validator")
+ROLE_PATTERN = r"^[a-z][a-z0-9-]{0,15}$"
+"""A role name: lower-case slug. Roles come from installed markets (user, seller, validator, advertiser, ...)."""
+Role = Annotated[str, Field(pattern=ROLE_PATTERN)]
 WriteAction = Literal["register", "update", "heartbeat", "deregister"]
 
 AGENT_ADDRESS_PATTERN = r"^agent1[02-9ac-hj-np-z]{59}$"

@@ -28,6 +28,7 @@ class ErrorCode:
     EXPIRED: Final = "expired"
     REPLAYED: Final = "replayed"
     REJECTED: Final = "rejected"
+    UNAUTHORIZED: Final = "unauthorized"
     INTERNAL: Final = "internal"
 
 

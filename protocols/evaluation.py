@@ -1,4 +1,4 @@
-"""Evaluation and audit messages: a validator grades a training deliverable, stakes vote in disputes."""
+"""Evaluation messages: a validator grades a training deliverable on held-out data and settles the escrow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from uagents_core.protocol import ProtocolSpecification
 
 from protocols.errors import ErrorReply
 from protocols.model import Model
-from protocols.validation import Attestation
 
 
 class EvaluationRequest(Model):
@@ -30,24 +29,13 @@ class EvaluationResult(Model):
     completed: bool
 
 
-class DisputeVoteRequest(Model):
-    """Re-execute a disputed inference call and vote on dispute `dispute_id` with the recomputed commitment."""
-
-    dispute_id: int
-    job_id: str
-    model_id: str
-    inputs: list[list[float]]
-
-
 SPEC = ProtocolSpecification(
     name="agora-evaluation",
-    version="1.0.0",
+    version="2.0.0",
     interactions={
         EvaluationRequest: {EvaluationResult, ErrorReply},
-        DisputeVoteRequest: {Attestation, ErrorReply},
         EvaluationResult: set(),
-        Attestation: set(),
     },
-    roles={"requester": {EvaluationResult, Attestation}, "validator": {EvaluationRequest, DisputeVoteRequest}},
+    roles={"requester": {EvaluationResult}, "validator": {EvaluationRequest}},
 )
-"""Roles: validators grade and vote; requesters (buyers, challengers) receive verdicts."""
+"""Roles: validators grade deliverables; requesters (buyers) receive verdicts."""

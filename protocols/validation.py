@@ -9,11 +9,16 @@ from protocols.model import Model
 
 
 class ValidationRequest(Model):
-    """Re-execute `model_id` on `inputs` and compare with the seller's claimed 0x-hex output commitment."""
+    """Re-execute `model_id` on `inputs` and compare with the seller's claimed commitment to `outputs`.
+
+    The claimed commitment binds model id, inputs and outputs (protocols/commitment.py): a request whose
+    inputs or outputs do not match it is refused before any work, so nobody can audit a call that never was.
+    """
 
     job_id: str
     model_id: str
     inputs: list[list[float]]
+    outputs: list[list[float]]
     claimed_commitment: str
     seller: str
 
@@ -30,7 +35,7 @@ class Attestation(Model):
 
 SPEC = ProtocolSpecification(
     name="agora-validation",
-    version="1.0.0",
+    version="2.0.0",
     interactions={ValidationRequest: {Attestation, ErrorReply}, Attestation: set()},
     roles={"requester": {Attestation}, "validator": {ValidationRequest}},
 )

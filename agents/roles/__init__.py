@@ -1,1 +1,2 @@
-"""Economy roles built on AgoraAgent: sellers and buyers (users, advertisers and validators build on the same base)."""
+"""Roles: thin compositions of capabilities. Economy roles (user, seller, validator, advertiser) are factories
+`build(settings, deps, options)`; `sdk` holds the building blocks for custom agents (SellerAgent, BuyerAgent)."""

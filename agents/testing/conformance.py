@@ -24,10 +24,11 @@ import pytest
 from uagents import Model
 
 from agents.base import AgentDeps, AgoraAgent, running
-from agents.roles.buyer import BuyerAgent, BuyerLimits
-from agents.roles.seller import commit_outputs
+from agents.capabilities.negotiation import BuyerLimits
+from agents.roles.sdk import BuyerAgent
 from agents.settings import AgentSettings
 from agents.testing.doubles import Probe
+from protocols.commitment import output_commitment
 from protocols.errors import ErrorCode, ErrorReply
 from protocols.jobs import InferenceRequest, InferenceResult
 from protocols.negotiation import Accept, CallForProposals, CounterOffer, JobSpec, Proposal, Reject
@@ -140,7 +141,7 @@ class SellerConformance:
         result = await self._ask(harness, request, InferenceResult)
         assert isinstance(result, InferenceResult), result
         assert result.job_id == "conf-1"
-        assert result.output_commitment == commit_outputs(result.outputs)
+        assert result.output_commitment == output_commitment(self.job.model_id, self.inputs, result.outputs)
 
     async def test_inferenceRequest_priceZero_refusedWithErrorReply(self, harness: SellerHarness) -> None:
         """Work offered for nothing is refused with a typed ErrorReply."""

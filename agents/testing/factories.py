@@ -8,7 +8,7 @@ from uagents import Context
 
 from agents.base import AgentDeps, AgoraAgent
 from agents.policies import NegotiationPolicy, TimeDependentConcession, UnitPricing
-from agents.roles.seller import SellerAgent
+from agents.roles.sdk import SellerAgent
 from agents.settings import AgentSettings
 from protocols.jobs import InferenceRequest, InferenceResult
 

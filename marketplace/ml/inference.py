@@ -184,6 +184,11 @@ class InferenceRunner:
         """The spec of the model this runner serves."""
         return self._model.spec
 
+    @property
+    def model(self) -> AgoraModel:
+        """The model this runner serves."""
+        return self._model
+
     def run(self, inputs: object) -> InferenceOutput:
         """Validate `inputs`, run the model, and return quantized outputs with their commitment."""
         parsed = parse_inputs(self._model.spec, inputs, self._max_batch)

@@ -17,7 +17,7 @@ from marketplace.registry.models import (
     SearchPage,
     WriteAccepted,
 )
-from protocols.cards import AGENT_ADDRESS_PATTERN, MAX_UINT256, ROLES, SLUG_PATTERN, AgentCard, SignedWrite
+from protocols.cards import AGENT_ADDRESS_PATTERN, MAX_UINT256, ROLE_PATTERN, SLUG_PATTERN, AgentCard, SignedWrite
 
 REF = "#/components/schemas/{model}"
 
@@ -89,7 +89,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 SEARCH_PARAMS = [
-    _query("role", {"type": "string", "enum": list(ROLES)}, "Only agents with this role."),
+    _query("role", {"type": "string", "pattern": ROLE_PATTERN}, "Only agents with this role."),
     _query("job_kind", {"type": "string", "pattern": SLUG_PATTERN}, "Only agents offering this job kind."),
     _query("model_id", {"type": "string", "pattern": SLUG_PATTERN}, "Only agents offering this model."),
     _query("max_price", {"type": "integer", "minimum": 0, "maximum": MAX_UINT256}, "Highest price per unit."),

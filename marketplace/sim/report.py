@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
+from agents.markets.plugin import Refund, ValidationTally
+
 AGT = 10**18
 
 TIMING_FIELDS = ("timing",)
@@ -45,29 +47,6 @@ class GasFigure(BaseModel):
         return self.total / self.count if self.count else 0.0
 
 
-class Refund(BaseModel):
-    """Money returned to a payer: an expired escrow or a channel remainder."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: str
-    payer: str
-    amount: int
-    reason: str
-
-
-class ValidationTally(BaseModel):
-    """What validators did."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sampled: int = 0
-    agreed: int = 0
-    disputed: int = 0
-    slashed: int = 0
-    attestations: int = 0
-
-
 class EconomyReport(BaseModel):
     """Everything `agora demo` measured about one run; amounts are AGT base units."""
 
@@ -91,6 +70,8 @@ class EconomyReport(BaseModel):
     phases: list[str] = Field(default_factory=list)
     flows: dict[str, int] = Field(default_factory=dict)
     """Money moved between roles, keyed "payer_role->payee_role"."""
+    markets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Sections contributed by market plugins."""
     timing: dict[str, float] = Field(default_factory=dict)
 
     def deterministic_view(self) -> dict[str, Any]:

@@ -15,12 +15,7 @@ from marketplace.sim.economy import run_economy
 from marketplace.sim.report import EconomyReport, print_summary, write_report
 from marketplace.sim.scenario import load_scenario
 
-PHASE_LABELS = {
-    "chain": "anvil + contracts deployed with Ape",
-    "models": "training sellers' models",
-    "inference": "users buying inference",
-    "training": "advertisers buying fine-tunes",
-}
+PHASE_LABELS = {"chain": "anvil + contracts deployed with Ape"}
 
 
 def _quiet_libraries() -> None:
@@ -44,10 +39,13 @@ def run_demo(scenario_path: Path | None, out_dir: Path, console: Console) -> Eco
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as bars:  # fmt: skip
             tasks: dict[str, TaskID] = {}
+            labels = dict(PHASE_LABELS)
+            for plugin in scenario.plugins.values():
+                labels.update(plugin.labels())
 
             def progress(phase: str, done: int, total: int) -> None:
                 if phase not in tasks:
-                    tasks[phase] = bars.add_task(PHASE_LABELS.get(phase, phase), total=total)
+                    tasks[phase] = bars.add_task(labels.get(phase, phase), total=total)
                 bars.update(tasks[phase], completed=done)
 
             report = run_economy(scenario, workdir, progress)

@@ -1,102 +1,89 @@
-"""Scenario files: who takes part in an economy run, with which seeds, prices and faults."""
+"""Scenario files: which markets run, with which participants, seeds, prices and faults.
+
+name: default
+seed: 7
+markets:
+  inference: {...}   # each market's own section (see `agora.markets` plugins)
+  training: {...}
+faults:
+  - {kind: kill, agent: seller-d, phase: training}
+"""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-AGT = 10**18
+from agents.markets.plugin import Market, Participant
+from marketplace.sim.markets import load_markets
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelOffer(_Strict):
-    """A model a seller serves: its id, kind, price per call (base units) and optional parent."""
-
-    id: str
-    kind: Literal["recommender", "classifier"]
-    price_per_call: int = Field(gt=0)
-    reserve_price: int = Field(gt=0)
-    parent: str | None = None
-    royalty_bps: int = Field(default=0, ge=0, le=5_000)
-    """Share of each payment routed to the parent's lineage."""
-    fine_tune_epochs: int = Field(default=0, ge=0)
-    """>0: the seller builds this model by fine-tuning `parent` on its own data at start-up."""
-
-
-class SellerSpec(_Strict):
-    """One model seller."""
-
-    name: str
-    models: list[ModelOffer]
-    training_price: int = Field(default=50 * AGT, gt=0)
-    training_floor: int = Field(default=30 * AGT, gt=0)
-    dishonest_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Fraction of inference calls answered with a wrong output (to exercise validation)."""
-    claim_threshold: int | None = Field(default=None, gt=0)
-    """Claim vouchers on chain whenever this much is unclaimed; None: one claimMany at settlement."""
-
-
 class Fault(_Strict):
-    """An injected failure: stop an agent when a phase begins."""
+    """An injected failure: stop an agent when a phase begins (or where the phase says)."""
 
     kind: Literal["kill"]
     agent: str
-    phase: Literal["inference", "training", "settlement"]
+    phase: str
 
 
 class Scenario(_Strict):
-    """A whole economy run."""
+    """A whole economy run: markets (by name, each with its own section), seed, faults."""
 
     name: str
     seed: int = 7
-    sellers: list[SellerSpec]
-    users: int = Field(ge=1, le=500)
-    advertisers: int = Field(ge=0, le=50)
-    validators: int = Field(ge=1, le=50)
-    calls_per_user: int = Field(ge=1, le=1_000)
-    user_budget: int = Field(gt=0)
-    """AGT (base units) each user deposits for inference."""
-    user_opening_per_call: int = Field(gt=0)
-    user_max_per_call: int = Field(gt=0)
-    sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
-    """Fraction of paid inference calls a validator re-executes."""
-    channel_ttl: int = Field(default=3_600, gt=0)
-    training_ttl: int = Field(default=1_800, gt=0)
-    training_opening: int = Field(default=20 * AGT, gt=0)
-    training_budget: int = Field(default=60 * AGT, gt=0)
-    training_epochs: int = Field(default=3, ge=1, le=20)
-    training_min_score: int = Field(default=600_000, ge=0, le=1_000_000)
-    """Least held-out AUC (millionths) for the evaluator to pay the seller."""
+    markets: dict[str, Any] = Field(min_length=1)
     faults: list[Fault] = Field(default_factory=list)
+    _plugins: dict[str, Market] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _names_resolve(self) -> Scenario:
-        model_ids = [m.id for s in self.sellers for m in s.models]
-        if len(set(model_ids)) != len(model_ids):
-            raise ValueError("model ids must be unique across sellers")
-        for seller in self.sellers:
-            for offer in seller.models:
-                if offer.parent is not None and offer.parent not in model_ids:
-                    raise ValueError(f"model {offer.id!r}: parent {offer.parent!r} is not offered by any seller")
-                if offer.reserve_price > offer.price_per_call:
-                    raise ValueError(f"model {offer.id!r}: reserve_price above price_per_call")
-        names = {s.name for s in self.sellers}
+    def _sections_valid(self) -> Scenario:
+        self._plugins = load_markets(list(self.markets))
+        for name, plugin in self._plugins.items():
+            # Parsed once here, so a bad section is reported before anything starts.
+            self.markets[name] = plugin.section.model_validate(self.markets[name] or {})
+        names = {p.name for p in self.participants()}
         for fault in self.faults:
             if fault.agent not in names:
-                raise ValueError(f"fault targets unknown agent {fault.agent!r} (sellers: {', '.join(sorted(names))})")
+                raise ValueError(f"fault targets unknown agent {fault.agent!r} (known: {', '.join(sorted(names))})")
         return self
+
+    @property
+    def plugins(self) -> dict[str, Market]:
+        """The markets this scenario runs, in file order."""
+        return self._plugins
+
+    def participants(self) -> list[Participant]:
+        """Every agent of the run: the union over markets, merged by name (same role; options and money add up)."""
+        merged: dict[str, Participant] = {}
+        for name, plugin in self.plugins.items():
+            for p in plugin.participants(self.markets[name], self.seed):
+                known = merged.get(p.name)
+                if known is None:
+                    merged[p.name] = p
+                    continue
+                if known.role != p.role or known.factory != p.factory:
+                    raise ValueError(f"{p.name!r} is a {known.role} in one market and a {p.role} in another")
+                merged[p.name] = known.model_copy(
+                    update={
+                        "funding": known.funding + p.funding,
+                        "stake": known.stake + p.stake,
+                        "options": {**known.options, **p.options},
+                    }
+                )
+        return list(merged.values())
 
     @property
     def agent_count(self) -> int:
         """How many agents take part."""
-        return len(self.sellers) + self.users + self.advertisers + self.validators
+        return len(self.participants())
 
 
 def load_scenario(path: Path | None = None) -> Scenario:

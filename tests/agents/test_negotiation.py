@@ -12,9 +12,10 @@ from agents.base import AgentDeps, AgoraAgent, running
 from agents.policies import NegotiationPolicy, NegotiationView, TimeDependentConcession, UnitPricing
 from agents.process import spawn_agent
 from agents.resolver import StaticResolver
-from agents.roles.buyer import BuyerAgent, BuyerLimits
-from agents.roles.seller import SellerAgent
+from agents.capabilities.negotiation import BuyerLimits
+from agents.roles.sdk import BuyerAgent, SellerAgent
 from agents.settings import AgentSettings
+from agents.state import key
 from protocols.negotiation import JobSpec
 
 Factory = Callable[..., AgoraAgent]
@@ -44,7 +45,7 @@ async def test_negotiate_twoSellerProcesses_agreeWithinBothLimits(make_agent: Fa
             for child in children:
                 resolver.add(child.address, child.endpoint)
             deal = await buyer.negotiate([c.address for c in children], JOB, limits)
-            stored = buyer.store.get_job(deal.negotiation_id) if deal else None
+            stored = buyer.negotiation.agreements.get(deal.negotiation_id) if deal else None
         finally:
             codes = await asyncio.gather(*(c.stop() for c in children))
     assert codes == [0, 0]
@@ -53,7 +54,7 @@ async def test_negotiate_twoSellerProcesses_agreeWithinBothLimits(make_agent: Fa
     floor = dict(zip([c.address for c in children], [f * JOB.units for _, f in SELLERS.values()], strict=True))
     assert floor[deal.seller] <= deal.price <= limits.budget
     assert stored is not None
-    assert stored["data"]["price"] == deal.price
+    assert stored.price == deal.price
 
 
 async def test_negotiate_noOverlap_endsWithoutDeal(make_agent: Factory) -> None:
@@ -70,19 +71,20 @@ async def test_negotiate_inProcess_sellerRecordsSamePrice(make_agent: Factory) -
     async with running(seller, buyer):
         deal = await buyer.negotiate([seller.address], JOB, BuyerLimits(opening=40, budget=90))
         assert deal is not None
-        stored = seller.store.get_job(deal.negotiation_id)
+        stored = seller.negotiation.agreements.get(key(buyer.address, deal.negotiation_id))
     assert stored is not None
-    assert stored["data"]["price"] == deal.price
+    assert stored.price == deal.price
     assert 60 <= deal.price <= 90
 
 
-def test_concession_movesMonotonicallyToReservationInIntegers() -> None:
+async def test_concession_movesMonotonicallyToReservationInIntegers() -> None:
     view = NegotiationView(started_at=0.0, deadline=100.0, round=0, max_rounds=4)
-    seller = [TimeDependentConcession(2).offer(100, 60, NegotiationView(0.0, 100.0, r, 4), now=0.0) for r in range(5)]
+    concession = TimeDependentConcession(2)
+    seller = [await concession.offer(100, 60, NegotiationView(0.0, 100.0, r, 4), now=0.0) for r in range(5)]
     assert seller == sorted(seller, reverse=True)
     assert (seller[0], seller[-1]) == (100, 60)
     assert all(isinstance(p, int) for p in seller)
-    assert TimeDependentConcession().offer(40, 90, view, now=50.0) == 65  # half-way by time
+    assert await TimeDependentConcession().offer(40, 90, view, now=50.0) == 65  # half-way by time
 
 
 def _seller_class() -> type[SellerAgent]:

@@ -15,6 +15,7 @@ from agents.base import AgentDeps, AgoraAgent, RemoteError, running
 from agents.clock import SimulatedClock
 from agents.mods import Inbound, ModContext, Next, Rejected
 from agents.resolver import StaticResolver
+from agents.state import Record, Repository
 from agents.testing.doubles import Probe, forge_envelope, post_envelope
 from agents.wallet import Wallet
 from protocols.errors import ErrorCode, ErrorReply
@@ -105,7 +106,7 @@ async def test_use_userModRejectsBeforeHandler(make_agent: Factory) -> None:
 async def test_store_survivesRestart(make_agent: Factory) -> None:
     first = make_agent("keeper")
     first.store.put_job("j1", "inference", "done", {"price": 2**200}, now=1.0)
-    first.store.record_voucher("0xch", 3, 2**255, "0xsig")
+    Repository(first.store, "vouchers", _Voucher).put("ch-1", _Voucher(nonce=3, amount=2**255))
     await first.stop()
     again = make_agent("keeper")
     assert again.store.get_job("j1") == {
@@ -114,7 +115,14 @@ async def test_store_survivesRestart(make_agent: Factory) -> None:
         "state": "done",
         "data": {"price": 2**200},
     }
-    assert again.store.latest_voucher("0xch") == (3, 2**255, "0xsig")
+    assert Repository(again.store, "vouchers", _Voucher).get("ch-1") == _Voucher(nonce=3, amount=2**255)
+
+
+class _Voucher(Record):
+    """A record with a uint256-sized amount (beyond SQLite's int64)."""
+
+    nonce: int
+    amount: int
 
 
 async def test_wallet_neverShowsKeyMaterial(make_agent: Factory) -> None:

@@ -1,35 +1,34 @@
-"""What the economy roles share: their chain clients, the blob store, the on-chain model directory, wire helpers."""
+"""One agent's handles on the shared economy: its signing chain clients, blob store, registry client, model directory.
+
+A `Settlement` is built from plain settings (RPC URL, deployment manifest path, registry URL, blob folder)
+plus the agent's wallet, so a role can be constructed the same way in any process or on any host.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils.crypto import keccak
 
-from agents.base import AgentDeps
-from agents.clock import SimulatedClock
-from agents.settings import AgentSettings
 from agents.wallet import Wallet
 from marketplace.blobstore import BlobStore
 from marketplace.chain import (
     ChainConnection,
     ChannelsClient,
+    Deployment,
     EscrowClient,
     ModelRegistryClient,
     StakingClient,
     TokenClient,
 )
 from marketplace.ml import ModelKind, ModelSpec, default_spec
-from marketplace.ml.inference import InvalidInferenceInput
+from marketplace.ml.zoo import MODEL_KINDS
 from marketplace.registry.client import RegistryClient
 from marketplace.registry.models import AgentEntry
 from protocols.validation import Attestation
-
-RUNTIME = (AgentSettings, AgentDeps, SimulatedClock, Wallet)
-"""The SDK pieces the simulator builds agents from; it reaches them through the `agora.runtime` entry point."""
 
 MODEL_URI_PREFIX = "agora://model/"
 """ModelRegistry token URIs of agora models: agora://model/<kind>/<model id>."""
@@ -38,9 +37,25 @@ MILLIONTHS = 1_000_000
 """Scores and metrics cross the wire and the chain as integers in millionths."""
 
 
+@dataclass(frozen=True)
+class SettlementSettings:
+    """Where the economy lives, as plain values that cross process boundaries: chain, manifest, registry, blobs."""
+
+    rpc_url: str
+    manifest: Path
+    blob_dir: Path
+    registry_url: str | None = None
+
+    def connect(self, wallet: Wallet) -> Settlement:
+        """This agent's handles, signing with its wallet's account."""
+        conn = ChainConnection.connect(Deployment.load(self.manifest), wallet.account, self.rpc_url)
+        registry = RegistryClient(self.registry_url, wallet.identity) if self.registry_url else None
+        return Settlement(conn, BlobStore(self.blob_dir), registry)
+
+
 @dataclass
-class Market:
-    """One agent's handles on the shared economy: its signing chain connection, the blob store, the registry."""
+class Settlement:
+    """One agent's signing chain connection, the blob store and the registry, with typed contract clients."""
 
     conn: ChainConnection
     blobs: BlobStore
@@ -80,14 +95,19 @@ class Market:
         """This agent's settlement address."""
         return self.conn.address
 
+    def require_registry(self) -> RegistryClient:
+        """The registry client; a clear error when this agent was built without one."""
+        if self.registry is None:
+            raise RuntimeError("this agent was built without a registry URL")
+        return self.registry
+
     async def ranked_validators(self, seed: bytes, exclude: set[str]) -> list[AgentEntry]:
         """Registered validators in ValidatorStaking's stake-weighted order for `seed`, minus `exclude` accounts.
 
         Sellers stake too (a slashable bond), so the on-chain order is filtered to agents whose registry
         card says they are validators.
         """
-        assert self.registry is not None, "validators are found through the registry"
-        page = await self.registry.search(role="validator", limit=100)
+        page = await self.require_registry().search(role="validator", limit=100)
         by_owner = {entry.card.owner.lower(): entry for entry in page.results}
         stakers = await self.staking.validators()
         ranked = await self.staking.select_validators(seed, len(stakers)) if stakers else []
@@ -96,18 +116,26 @@ class Market:
 
     def attestation(self, job_id: str, valid: bool, commitment: str) -> Attestation:
         """A signed Attestation of a recomputed commitment by this agent's settlement account."""
+        message = encode_defunct(text=f"agora-attestation:{job_id}:{int(valid)}:{commitment}")
+        signature: bytes = Account.sign_message(message, self.conn.account.key).signature
         return Attestation(
             job_id=job_id,
             validator=self.account,
             valid=valid,
             recomputed_commitment=commitment,
-            signature=sign_attestation(self.conn, job_id, valid, commitment),
+            signature="0x" + signature.hex(),
         )
 
     async def chain_time(self) -> int:
         """Timestamp of the latest block: the clock every on-chain deadline is measured against."""
         block = await self.conn.w3.eth.get_block("latest")
         return int(block["timestamp"])
+
+    async def close(self) -> None:
+        """Close the registry client and the chain connection."""
+        if self.registry is not None:
+            await self.registry.close()
+        await self.conn.close()
 
 
 @dataclass(frozen=True)
@@ -137,10 +165,11 @@ class ModelDirectory:
             if not uri.startswith(MODEL_URI_PREFIX):
                 continue
             kind, _, model_id = uri.removeprefix(MODEL_URI_PREFIX).partition("/")
-            if kind not in ("recommender", "classifier"):
+            if kind not in MODEL_KINDS:
                 continue
             info = await self._registry.model_of(chain_id)
-            self._by_id[model_id] = ListedModel(chain_id, model_id, kind, "0x" + info.content_hash.hex(), info.creator)  # type: ignore[arg-type]
+            listed = ListedModel(chain_id, model_id, kind, "0x" + info.content_hash.hex(), info.creator)
+            self._by_id.setdefault(model_id, listed)  # the first registration of an id keeps it
         self._seen = count
 
     async def get(self, model_id: str) -> ListedModel:
@@ -157,11 +186,6 @@ def model_uri(kind: ModelKind, model_id: str) -> str:
     return f"{MODEL_URI_PREFIX}{kind}/{model_id}"
 
 
-def task_id(job_id: str) -> bytes:
-    """The bytes32 ValidatorStaking task id of an inference call."""
-    return keccak(text=f"agora:inference:{job_id}")
-
-
 def to_bytes32(hex_digest: str) -> bytes:
     """A 0x-prefixed 32-byte hex digest as bytes."""
     raw = bytes.fromhex(hex_digest.removeprefix("0x"))
@@ -170,25 +194,6 @@ def to_bytes32(hex_digest: str) -> bytes:
     return raw
 
 
-def rows_to_inputs(spec: ModelSpec, rows: list[list[float]]) -> dict[str, object]:
-    """Wire rows → the ML runner's inputs: recommender rows are [user_id, item_id]; classifier rows are features."""
-    if spec.kind == "recommender":
-        if any(len(row) != 2 for row in rows):
-            raise InvalidInferenceInput("recommender rows must be [user_id, item_id]")
-        for row in rows:
-            if any(not float(v).is_integer() for v in row):
-                raise InvalidInferenceInput("user and item ids must be whole numbers")
-        return {"user_ids": [int(r[0]) for r in rows], "item_ids": [int(r[1]) for r in rows]}
-    return {"features": [list(row) for row in rows]}
-
-
 def kind_spec(kind: ModelKind) -> ModelSpec:
     """The standard spec of a model kind (every agora model of a kind shares its input shape)."""
     return default_spec(kind)
-
-
-def sign_attestation(conn: ChainConnection, job_id: str, valid: bool, commitment: str) -> str:
-    """EIP-191 signature by the agent's settlement account over (job id, verdict, commitment)."""
-    message = encode_defunct(text=f"agora-attestation:{job_id}:{int(valid)}:{commitment}")
-    signature: bytes = Account.sign_message(message, conn.account.key).signature
-    return "0x" + signature.hex()

@@ -1,0 +1,312 @@
+"""The inference market's capabilities: a seller serves paid calls and stands by them; a buyer runs the whole
+flow (discover, negotiate, open a channel, pay per call, verify, audit a sample through a validator).
+
+One output-commitment scheme (protocols/commitment.py) is used by seller, buyer and validators alike.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+import torch
+from eth_utils.crypto import keccak
+from pydantic import BaseModel
+from uagents import Context
+
+from agents.base import AgoraAgent, RemoteError
+from agents.capabilities.catalogue import ModelCatalogue
+from agents.capabilities.kit import Capability, Handlers
+from agents.capabilities.negotiation import BuyerLimits, NegotiationBuyer
+from agents.capabilities.payment import ChannelPayee, ChannelPayer
+from agents.mods import Rejected
+from agents.settlement import Settlement, kind_spec, to_bytes32
+from agents.state import Record, Repository, key
+from agents.transport import DeliveryError
+from marketplace.ml import InferenceRunner, ModelKind, ModelSpec, RecommenderSpec
+from marketplace.ml.inference import InvalidInferenceInput
+from marketplace.registry.models import AgentEntry
+from protocols import jobs, validation
+from protocols.commitment import output_commitment, quantize_outputs, verify_output_commitment
+from protocols.errors import ErrorCode
+from protocols.jobs import InferenceRequest, InferenceResult
+from protocols.negotiation import JobSpec
+from protocols.validation import Attestation, ValidationRequest
+
+
+def task_id(job_id: str) -> bytes:
+    """The bytes32 ValidatorStaking task id of an inference call."""
+    return keccak(text=f"agora:inference:{job_id}")
+
+
+def rows_to_inputs(spec: ModelSpec, rows: list[list[float]]) -> dict[str, object]:
+    """Wire rows → the ML runner's inputs: recommender rows are [user_id, item_id]; classifier rows are features."""
+    if spec.kind == "recommender":
+        if any(len(row) != 2 for row in rows):
+            raise InvalidInferenceInput("recommender rows must be [user_id, item_id]")
+        for row in rows:
+            if any(not float(v).is_integer() for v in row):
+                raise InvalidInferenceInput("user and item ids must be whole numbers")
+        return {"user_ids": [int(r[0]) for r in rows], "item_ids": [int(r[1]) for r in rows]}
+    return {"features": [list(row) for row in rows]}
+
+
+def run_call(runner: InferenceRunner, model_id: str, rows: list[list[float]]) -> tuple[list[list[float]], str]:
+    """Run one call and commit to it: (outputs on the 10⁻⁶ grid, commitment). Raises ValueError on bad rows."""
+    outputs = runner.run(rows_to_inputs(runner.spec, rows)).outputs
+    return outputs, output_commitment(model_id, rows, outputs)
+
+
+class ServedCall(Record):
+    """A call this seller answered: to whom, and the commitment it returned."""
+
+    buyer: str
+    model_id: str
+    commitment: str
+    attested: bool = False
+
+
+class InferenceProvider(Capability):
+    """Serves InferenceRequest only after a voucher paid for it; can be told to make up answers (experiments)."""
+
+    def __init__(
+        self,
+        agent: AgoraAgent,
+        catalogue: ModelCatalogue,
+        payee: ChannelPayee,
+        dishonest_rate: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(agent)
+        self.catalogue = catalogue
+        self.payee = payee
+        self.dishonest_rate = dishonest_rate
+        """Fraction of calls answered with made-up outputs (and a commitment to them): validators catch it."""
+        self.calls = Repository(agent.store, "inference.served", ServedCall)
+        self._rng = random.Random(f"{seed}:{agent.name}")
+
+    def handlers(self) -> Iterable[Handlers]:
+        """InferenceRequest, in the seller role of the jobs protocol."""
+        return (Handlers(jobs.SPEC, "seller", {InferenceRequest: self._on_inference}),)
+
+    async def _on_inference(self, ctx: Context, sender: str, msg: InferenceRequest) -> None:
+        served = self.catalogue.get(msg.model_id)
+        if served is None:
+            raise Rejected(ErrorCode.REJECTED, f"model {msg.model_id} not sold here")
+        if self.calls.get(key(sender, msg.job_id)) is not None:
+            raise Rejected(ErrorCode.REPLAYED, "this job was already served")
+        self.payee.use_credit(sender, msg.job_id, served.chain_id)
+        try:
+            outputs, commitment = run_call(self.catalogue.runner(msg.model_id), msg.model_id, msg.inputs)
+        except ValueError as exc:
+            raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
+        if self._rng.random() < self.dishonest_rate:
+            outputs = _made_up(served.kind, outputs)
+            commitment = output_commitment(msg.model_id, msg.inputs, outputs)
+        self.calls.put(key(sender, msg.job_id), ServedCall(buyer=sender, model_id=msg.model_id, commitment=commitment))
+        result = InferenceResult(
+            job_id=msg.job_id, model_id=msg.model_id, outputs=outputs, output_commitment=commitment
+        )
+        await ctx.send(sender, result)
+
+
+def _made_up(kind: str, outputs: list[list[float]]) -> list[list[float]]:
+    """Outputs a cheating seller invents instead of running the model (plausible-looking, wrong)."""
+    real = torch.tensor(outputs, dtype=torch.float64)
+    fake = real.flip(-1) if kind == "classifier" else 1.0 - real
+    return quantize_outputs(fake.tolist())
+
+
+class Attester(Capability):
+    """A seller stands by a call it served: attests the commitment on chain when its buyer asks (basis of disputes)."""
+
+    def __init__(self, agent: AgoraAgent, settlement: Settlement, provider: InferenceProvider) -> None:
+        super().__init__(agent)
+        self.settlement = settlement
+        self.provider = provider
+
+    def handlers(self) -> Iterable[Handlers]:
+        """ValidationRequest, in the validator role of the validation protocol (asked by the buyer)."""
+        return (Handlers(validation.SPEC, "validator", {ValidationRequest: self._on_audit}),)
+
+    async def _on_audit(self, ctx: Context, sender: str, msg: ValidationRequest) -> None:
+        call = self.provider.calls.get(key(sender, msg.job_id))
+        if call is None:
+            raise Rejected(ErrorCode.REJECTED, "no such call served to you")
+        if call.commitment != msg.claimed_commitment.lower():
+            raise Rejected(ErrorCode.REJECTED, "that is not the commitment this seller returned")
+        if not call.attested:
+            await self.settlement.staking.attest(task_id(msg.job_id), to_bytes32(call.commitment))
+            call.attested = True
+            self.provider.calls.put(key(sender, msg.job_id), call)
+        await ctx.send(sender, self.settlement.attestation(msg.job_id, True, call.commitment))
+
+
+class InferencePlan(BaseModel):
+    """What a user wants: calls to a model kind, per-call price limits, a deposit ceiling and an audit rate."""
+
+    kind: ModelKind
+    calls: int
+    opening_per_call: int
+    max_per_call: int
+    deposit: int
+    sample_rate: float
+    channel_ttl: int
+
+
+class InferenceOutcome(BaseModel):
+    """What happened to a user's plan."""
+
+    paid_calls: int = 0
+    refused_calls: int = 0
+    bad_results: int = 0
+    sampled: int = 0
+    agreed: int = 0
+    disputed: int = 0
+    spent: int = 0
+    channels: list[int] = []
+    sellers_dropped: list[str] = []
+    negotiated_prices: list[int] = []
+
+
+class InferenceClient(Capability):
+    """Buys inference: `await client.buy(plan)` runs discovery, negotiation, channel payments and audits."""
+
+    def __init__(
+        self,
+        agent: AgoraAgent,
+        settlement: Settlement,
+        negotiation: NegotiationBuyer,
+        payer: ChannelPayer,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(agent)
+        self.settlement = settlement
+        self.negotiation = negotiation
+        self.payer = payer
+        self._rng = random.Random(f"{seed}:{agent.name}")
+        self._calls = 0
+
+    async def candidates(self, kind: ModelKind, excluded: set[str]) -> dict[str, tuple[AgentEntry, str]]:
+        """Live sellers offering inference on a model of `kind`: address → (entry, model id)."""
+        page = await self.settlement.require_registry().search(role="seller", job_kind="inference", limit=100)
+        found: dict[str, tuple[AgentEntry, str]] = {}
+        for entry in page.results:
+            if entry.card.address in excluded:
+                continue
+            offers = []
+            for offering in entry.card.offerings:
+                if offering.job_kind != "inference":
+                    continue
+                try:
+                    listed = await self.settlement.models.get(offering.model_id)
+                except KeyError:
+                    continue
+                if listed.kind == kind:
+                    offers.append((offering.price_per_unit, offering.model_id))
+            if offers:
+                found[entry.card.address] = (entry, min(offers)[1])
+        return found
+
+    async def buy(self, plan: InferencePlan) -> InferenceOutcome:
+        """Negotiate, pay and audit `plan.calls` calls, switching sellers if one is caught cheating."""
+        outcome = InferenceOutcome()
+        excluded: set[str] = set()
+        remaining, deposit_left = plan.calls, plan.deposit
+        while remaining > 0:
+            candidates = await self.candidates(plan.kind, excluded)
+            if not candidates:
+                break
+            limits = BuyerLimits(opening=plan.opening_per_call * remaining, budget=plan.max_per_call * remaining)
+            job = JobSpec(kind="inference", model_id=plan.kind, units=remaining)
+            deal = await self.negotiation.negotiate(sorted(candidates), job, limits)
+            if deal is None:
+                break
+            entry, model_id = candidates[deal.seller]
+            per_call = deal.price // remaining
+            outcome.negotiated_prices.append(per_call)
+            deposit = min(deposit_left, max(per_call * remaining, plan.deposit // 2))
+            listed = await self.settlement.models.get(model_id)
+            channel = await self.payer.open(deal.seller, entry.card.owner, deposit, plan.channel_ttl, listed.chain_id)
+            outcome.channels.append(channel)
+            served, caught = await self._calls_on(
+                channel, deal.seller, entry, model_id, per_call, remaining, plan, outcome
+            )
+            remaining -= served
+            deposit_left -= deposit
+            if caught:
+                excluded.add(deal.seller)
+                outcome.sellers_dropped.append(entry.card.name or deal.seller)
+            elif served == 0:
+                break
+        return outcome
+
+    async def _calls_on(
+        self, channel: int, seller: str, entry: AgentEntry, model_id: str, per_call: int, calls: int,
+        plan: InferencePlan, outcome: InferenceOutcome,
+    ) -> tuple[int, bool]:  # fmt: skip
+        """Make up to `calls` paid calls on one channel; (calls served, seller caught)."""
+        served = 0
+        for _ in range(calls):
+            record = self.payer.channels.get(str(channel))
+            if record is None or record.cumulative + per_call > record.deposit:
+                break
+            self._calls += 1
+            job_id = f"{self.agent.name}-call-{self._calls}"
+            try:
+                await self.payer.pay(channel, per_call, job_id)
+                rows = self._inputs(plan.kind)
+                request = InferenceRequest(job_id=job_id, model_id=model_id, inputs=rows, price=per_call)
+                result = await self.agent.request(seller, request, InferenceResult)
+            except (RemoteError, DeliveryError, TimeoutError):
+                outcome.refused_calls += 1
+                return served, False
+            served += 1
+            outcome.paid_calls += 1
+            outcome.spent += per_call
+            if not verify_output_commitment(model_id, rows, result.outputs, result.output_commitment):
+                outcome.bad_results += 1
+                return served, True
+            if self._rng.random() < plan.sample_rate and not await self._audit(
+                seller, entry, job_id, model_id, rows, result, outcome
+            ):
+                return served, True
+        return served, False
+
+    def _inputs(self, kind: ModelKind) -> list[list[float]]:
+        """A small batch of this user's own requests (user/item pairs or feature rows)."""
+        spec = kind_spec(kind)
+        batch = self._rng.randint(1, 4)
+        if isinstance(spec, RecommenderSpec):
+            user = self._rng.randrange(spec.num_users)
+            return [[float(user), float(self._rng.randrange(spec.num_items))] for _ in range(batch)]
+        return [[round(self._rng.gauss(0.0, 1.0), 4) for _ in range(spec.num_features)] for _ in range(batch)]
+
+    async def _audit(
+        self, seller: str, entry: AgentEntry, job_id: str, model_id: str, rows: list[list[float]],
+        result: InferenceResult, outcome: InferenceOutcome,
+    ) -> bool:  # fmt: skip
+        """Have the seller stand by the call on chain, then a stake-selected validator re-execute it."""
+        outcome.sampled += 1
+        request = ValidationRequest(
+            job_id=job_id,
+            model_id=model_id,
+            inputs=rows,
+            outputs=result.outputs,
+            claimed_commitment=result.output_commitment,
+            seller=entry.card.owner,
+        )
+        try:
+            await self.agent.request(seller, request, Attestation)
+        except (RemoteError, DeliveryError, TimeoutError):
+            outcome.disputed += 1
+            return False
+        ranked = await self.settlement.ranked_validators(task_id(job_id), {entry.card.owner})
+        if not ranked:
+            return True
+        verdict = await self.agent.request(ranked[0].card.address, request, Attestation, wait=60)
+        if verdict.valid:
+            outcome.agreed += 1
+            return True
+        outcome.disputed += 1
+        return False

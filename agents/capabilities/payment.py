@@ -1,0 +1,261 @@
+"""Payment channels, both sides: the payer opens channels and pays each call with a cumulative EIP-712 voucher;
+the payee keeps a voucher book, turns vouchers into per-call credits, and claims on chain.
+
+The payee's book is bound to the chain, never to what a peer says: a channel is accepted only as
+PaymentChannels records it (recipient = this agent's account, open, far enough from expiry, for a model
+sold here); a voucher counts only if the channel's on-chain sender signed it; a repeated ChannelOpened
+changes nothing; credits are keyed by (peer, job id), so one buyer cannot spend or block another's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from uagents import Context
+
+from agents.base import AgoraAgent
+from agents.capabilities.kit import Capability, Handlers
+from agents.mods import Rejected
+from agents.settlement import Settlement
+from agents.state import Record, Repository, key
+from marketplace.chain import ChannelClaimed, ChannelRefunded, SignedVoucher, sign_voucher, verify_voucher
+from marketplace.chain import Voucher as SignedAmount
+from protocols import payment
+from protocols.errors import ErrorCode
+from protocols.payment import ChannelOpened, Receipt, Voucher
+
+MIN_CHANNEL_LIFETIME = 60
+"""A channel must stay open at least this long (s, chain time) for the payee to accept it."""
+
+PriceOf = Callable[[str, int], Awaitable[int]]
+"""(buyer agent address, model token id) → agreed price per call in base units; raises Rejected if none."""
+
+
+class PayeeChannel(Record):
+    """A channel paying this agent, as the chain recorded it, with the best voucher received so far."""
+
+    payer: str
+    deposit: int
+    expiry: int
+    nonce: int
+    model_chain_id: int
+    cumulative: int = 0
+    signature: str | None = None
+    claimed: int = 0
+    closed: bool = False
+
+
+class Credit(Record):
+    """A paid, not yet used call: which channel paid it, for which model, how much."""
+
+    channel_id: int
+    model_chain_id: int
+    amount: int
+    used: bool = False
+
+
+class ChannelPayee(Capability):
+    """Accepts channels and vouchers, credits calls, and claims every channel's best voucher in one transaction."""
+
+    def __init__(
+        self, agent: AgoraAgent, settlement: Settlement, price_of: PriceOf, claim_threshold: int | None = None
+    ) -> None:
+        super().__init__(agent)
+        self.settlement = settlement
+        self.price_of = price_of
+        self.claim_threshold = claim_threshold
+        """Claim on chain as soon as this much (base units) is unclaimed; None claims only when asked."""
+        self.channels = Repository(agent.store, "payee.channel", PayeeChannel)
+        self.credits = Repository(agent.store, "payee.credit", Credit)
+        self.claim_log: list[tuple[list[ChannelClaimed], int]] = []
+        """Every claimMany this agent sent since it started, with its gas."""
+        self.accepts_model: Callable[[int], bool] = lambda model_chain_id: True
+
+    def handlers(self) -> Iterable[Handlers]:
+        """The payee side of the payment protocol."""
+        return (Handlers(payment.SPEC, "payee", {ChannelOpened: self._on_channel_opened, Voucher: self._on_voucher}),)
+
+    async def _on_channel_opened(self, ctx: Context, sender: str, msg: ChannelOpened) -> None:
+        try:
+            channel_id = int(msg.channel_id)
+        except ValueError as exc:
+            raise Rejected(ErrorCode.MALFORMED, "channel_id must be a decimal channel number") from exc
+        known = self.channels.get(str(channel_id))
+        if known is None:
+            channel = await self.settlement.channels.get_channel(channel_id)
+            if channel.recipient.lower() != self.settlement.account.lower():
+                raise Rejected(ErrorCode.REJECTED, "channel does not pay this agent")
+            if channel.sender.lower() != msg.payer.lower() or channel.closed:
+                raise Rejected(ErrorCode.REJECTED, "channel sender mismatch or channel closed")
+            if channel.expiry <= await self.settlement.chain_time() + MIN_CHANNEL_LIFETIME:
+                raise Rejected(ErrorCode.REJECTED, "channel expires too soon")
+            if not self.accepts_model(channel.model_id):
+                raise Rejected(ErrorCode.REJECTED, "channel is not for a model sold here")
+            known = PayeeChannel(
+                payer=channel.sender,
+                deposit=channel.deposit,
+                expiry=channel.expiry,
+                nonce=channel.nonce,
+                model_chain_id=channel.model_id,
+            )
+            # A notice repeated concurrently must not reset the book: only the first record is kept.
+            self.channels.add(str(channel_id), known)
+            known = self.channels.get(str(channel_id)) or known
+        assert known is not None
+        receipt = Receipt(channel_id=msg.channel_id, job_id="", amount=0, cumulative_amount=known.cumulative, nonce=0)
+        await ctx.send(sender, receipt)
+
+    async def _on_voucher(self, ctx: Context, sender: str, msg: Voucher) -> None:
+        record = self.channels.get(msg.channel_id)
+        if record is None or record.closed:
+            raise Rejected(ErrorCode.REJECTED, "unknown channel: send ChannelOpened first")
+        price = await self.price_of(sender, record.model_chain_id)
+        increase = msg.cumulative_amount - record.cumulative
+        if msg.nonce != record.nonce:
+            raise Rejected(ErrorCode.REJECTED, f"voucher nonce {msg.nonce}, channel nonce {record.nonce}")
+        if increase < price:
+            raise Rejected(ErrorCode.REJECTED, f"voucher adds {increase}, a call costs {price}")
+        if msg.cumulative_amount > record.deposit:
+            raise Rejected(ErrorCode.REJECTED, "voucher exceeds the channel deposit")
+        try:
+            signature = bytes.fromhex(msg.signature.removeprefix("0x"))
+        except ValueError as exc:
+            raise Rejected(ErrorCode.MALFORMED, "signature must be 0x-hex") from exc
+        signed = SignedVoucher(SignedAmount(int(msg.channel_id), msg.nonce, msg.cumulative_amount), signature)
+        if not verify_voucher(signed, record.payer, self.settlement.channels.domain):
+            raise Rejected(ErrorCode.BAD_SIGNATURE, "voucher not signed by the channel's sender")
+        credit = Credit(channel_id=int(msg.channel_id), model_chain_id=record.model_chain_id, amount=increase)
+        if not msg.job_id or not self.credits.add(key(sender, msg.job_id), credit):
+            raise Rejected(ErrorCode.REJECTED, "voucher job id missing or already paid")
+        record.cumulative, record.signature = msg.cumulative_amount, msg.signature
+        self.channels.put(msg.channel_id, record)
+        if self.claim_threshold is not None and self.unclaimed() >= self.claim_threshold:
+            await self.claim()
+        receipt = Receipt(
+            channel_id=msg.channel_id,
+            job_id=msg.job_id,
+            amount=increase,
+            cumulative_amount=msg.cumulative_amount,
+            nonce=msg.nonce,
+        )
+        await ctx.send(sender, receipt)
+
+    def use_credit(self, buyer: str, job_id: str, model_chain_id: int) -> Credit:
+        """Spend the credit a voucher bought for this call (once); Rejected if the call was not paid."""
+        credit = self.credits.get(key(buyer, job_id))
+        if credit is None or credit.model_chain_id != model_chain_id:
+            raise Rejected(ErrorCode.REJECTED, "call not paid: send a voucher for this job first")
+        if credit.used:
+            raise Rejected(ErrorCode.REPLAYED, "this job was already served")
+        credit.used = True
+        self.credits.put(key(buyer, job_id), credit)
+        return credit
+
+    def unclaimed(self) -> int:
+        """Base units promised by stored vouchers and not yet claimed on chain."""
+        return sum(max(0, c.cumulative - c.claimed) for c in self.channels.values() if not c.closed)
+
+    async def claim(self) -> list[ChannelClaimed]:
+        """Claim every channel's best unclaimed voucher in one claimMany (closed channels are skipped)."""
+        pending: list[SignedVoucher] = []
+        for channel_id, record in self.channels.items():
+            if record.closed or record.signature is None or record.cumulative <= record.claimed:
+                continue
+            if (await self.settlement.channels.get_channel(int(channel_id))).closed:
+                record.closed = True  # refunded by its sender: nothing left to claim, and it must not sink the batch
+                self.channels.put(channel_id, record)
+                continue
+            signature = bytes.fromhex(record.signature.removeprefix("0x"))
+            pending.append(SignedVoucher(SignedAmount(int(channel_id), record.nonce, record.cumulative), signature))
+        if not pending:
+            return []
+        claims = await self.settlement.channels.claim_many(pending)
+        for signed in pending:
+            claimed = self.channels.get(str(signed.voucher.channel_id))
+            assert claimed is not None
+            claimed.claimed = signed.voucher.amount
+            self.channels.put(str(signed.voucher.channel_id), claimed)
+        receipt = self.settlement.channels.last_receipt
+        self.claim_log.append((claims, int(receipt["gasUsed"]) if receipt is not None else 0))
+        return claims
+
+
+class PayerChannel(Record):
+    """A channel this agent opened: to whom, how much is deposited and promised so far."""
+
+    seller: str
+    payee: str
+    deposit: int
+    expiry: int
+    nonce: int
+    model_chain_id: int
+    cumulative: int = 0
+    refunded: bool = False
+
+
+class ChannelPayer(Capability):
+    """Opens channels to sellers and pays calls with vouchers for the cumulative amount."""
+
+    def __init__(self, agent: AgoraAgent, settlement: Settlement) -> None:
+        super().__init__(agent)
+        self.settlement = settlement
+        self.channels = Repository(agent.store, "payer.channel", PayerChannel)
+
+    async def open(self, seller: str, payee: str, deposit: int, ttl: int, model_chain_id: int) -> int:
+        """Deposit into a new channel paying `payee` (the seller agent's account) and tell the seller; its id."""
+        s = self.settlement
+        expiry = await s.chain_time() + ttl
+        await s.token.approve(s.channels.address, deposit)
+        opened = await s.channels.open_channel(payee, deposit, expiry, model_chain_id)
+        nonce = (await s.channels.get_channel(opened.channel_id)).nonce  # the sender's channel counter
+        record = PayerChannel(
+            seller=seller, payee=payee, deposit=deposit, expiry=expiry, nonce=nonce, model_chain_id=model_chain_id
+        )
+        self.channels.put(str(opened.channel_id), record)
+        notice = ChannelOpened(
+            channel_id=str(opened.channel_id),
+            chain_id=s.conn.deployment.chain_id,
+            contract=s.channels.address,
+            payer=s.account,
+            payee=payee,
+            deposit=deposit,
+            expiry=expiry,
+        )
+        await self.agent.request(seller, notice, Receipt)
+        return opened.channel_id
+
+    async def pay(self, channel_id: int, amount: int, job_id: str) -> Receipt:
+        """Send a voucher raising the channel's total by `amount` for call `job_id`; returns the seller's receipt."""
+        record = self.channels.get(str(channel_id))
+        if record is None:
+            raise KeyError(f"channel {channel_id} was not opened by this agent")
+        total = record.cumulative + amount
+        if total > record.deposit:
+            raise ValueError(f"channel {channel_id} holds {record.deposit}; paying {amount} more would exceed it")
+        signed = sign_voucher(
+            self.settlement.conn.account, SignedAmount(channel_id, record.nonce, total), self.settlement.channels.domain
+        )
+        voucher = Voucher(
+            channel_id=str(channel_id),
+            cumulative_amount=total,
+            nonce=record.nonce,
+            signature="0x" + signed.signature.hex(),
+            job_id=job_id,
+        )
+        record.cumulative = total  # signed and sent: the seller may claim it even if the receipt is lost
+        self.channels.put(str(channel_id), record)
+        return await self.agent.request(record.seller, voucher, Receipt)
+
+    async def refund_expired(self) -> list[ChannelRefunded]:
+        """Take back what sellers did not claim from every expired channel of this agent."""
+        refunds = []
+        now = await self.settlement.chain_time()
+        for channel_id, record in self.channels.items():
+            if record.refunded or record.expiry > now:
+                continue
+            channel = await self.settlement.channels.get_channel(int(channel_id))
+            if not channel.closed and channel.unclaimed > 0:
+                refunds.append(await self.settlement.channels.refund(int(channel_id)))
+            record.refunded = True
+            self.channels.put(channel_id, record)
+        return refunds

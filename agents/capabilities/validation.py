@@ -1,0 +1,192 @@
+"""A validator's capabilities: re-execute audited calls and dispute wrong attestations, vote in disputes,
+and grade training deliverables as a JobEscrow evaluator.
+
+Every request is checked against what it claims to be about before any gas or CPU is spent: a
+ValidationRequest's inputs and outputs must match the seller's commitment, a vote request must match the
+disputed attestation on chain, an evaluation must be for a job that names this validator on chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from uagents import Context
+
+from agents.base import AgoraAgent, RemoteError
+from agents.capabilities.inference import run_call, task_id
+from agents.capabilities.kit import Capability, Handlers
+from agents.mods import Rejected
+from agents.settlement import MILLIONTHS, Settlement, to_bytes32
+from agents.state import Record, Repository
+from agents.transport import DeliveryError
+from marketplace.chain import JobStatus
+from marketplace.chain.staking import DisputeResolved
+from marketplace.ml import InferenceRunner, evaluate, load_dataset, load_model
+from protocols import disputes, evaluation, validation
+from protocols.commitment import verify_output_commitment
+from protocols.disputes import DisputeVoteRequest
+from protocols.errors import ErrorCode
+from protocols.evaluation import EvaluationRequest, EvaluationResult
+from protocols.validation import Attestation, ValidationRequest
+
+MAX_HELDOUT_BLOB = 4 * 1024 * 1024
+
+
+class Recomputer:
+    """Loads listed models from the blob store (checked against their on-chain hash) and re-executes calls."""
+
+    def __init__(self, settlement: Settlement) -> None:
+        self.settlement = settlement
+        self._runners: dict[str, InferenceRunner] = {}
+
+    async def commitment(self, model_id: str, rows: list[list[float]]) -> str:
+        """The commitment an honest seller of `model_id` gives for `rows`."""
+        if model_id not in self._runners:
+            try:
+                listed = await self.settlement.models.get(model_id)
+            except KeyError as exc:
+                raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
+            model = load_model(self.settlement.blobs.get(listed.content_hash), listed.content_hash)
+            self._runners[model_id] = InferenceRunner(model)
+        try:
+            return run_call(self._runners[model_id], model_id, rows)[1]
+        except ValueError as exc:
+            raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
+
+
+class Validation(Record):
+    """A re-execution this validator attested."""
+
+    seller: str
+    valid: bool
+
+
+class ReExecutor(Capability):
+    """Re-executes an audited call, attests the result on chain, and disputes a seller that attested otherwise."""
+
+    def __init__(self, agent: AgoraAgent, settlement: Settlement, recomputer: Recomputer, voters: int = 2) -> None:
+        super().__init__(agent)
+        self.settlement = settlement
+        self.recomputer = recomputer
+        self.voters = voters
+        self.validations = Repository(agent.store, "validator.validation", Validation)
+        self.disputes = Repository(agent.store, "validator.dispute", Record)
+
+    def handlers(self) -> Iterable[Handlers]:
+        """ValidationRequest, in the validator role of the validation protocol."""
+        return (Handlers(validation.SPEC, "validator", {ValidationRequest: self._on_validation}),)
+
+    async def _on_validation(self, ctx: Context, sender: str, msg: ValidationRequest) -> None:
+        if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, msg.claimed_commitment):
+            raise Rejected(ErrorCode.REJECTED, "inputs and outputs do not match the claimed commitment")
+        commitment = await self.recomputer.commitment(msg.model_id, msg.inputs)
+        task = task_id(msg.job_id)
+        valid = commitment == msg.claimed_commitment.lower()
+        await self.settlement.staking.attest(task, to_bytes32(commitment))
+        self.validations.put(msg.job_id, Validation(seller=msg.seller, valid=valid))
+        if not valid:
+            await self._dispute(msg, task, commitment)
+        await ctx.send(sender, self.settlement.attestation(msg.job_id, valid, commitment))
+
+    async def _dispute(self, msg: ValidationRequest, task: bytes, commitment: str) -> None:
+        """Challenge the seller's on-chain attestation and ask other validators to re-execute and vote."""
+        seller_claim = await self.settlement.staking.attestation_of(task, msg.seller)
+        if seller_claim != to_bytes32(msg.claimed_commitment):
+            return  # the seller never stood by this result on chain: nothing to slash, the buyer just stops
+        opened = await self.settlement.staking.open_dispute(task, msg.seller, to_bytes32(commitment))
+        self.disputes.put(str(opened.dispute_id), Record())
+        vote = DisputeVoteRequest(
+            dispute_id=opened.dispute_id, job_id=msg.job_id, model_id=msg.model_id, inputs=msg.inputs,
+            outputs=msg.outputs,
+        )  # fmt: skip
+        exclude = {msg.seller.lower(), self.settlement.account.lower()}
+        ranked = await self.settlement.ranked_validators(task, exclude)
+        for entry in ranked[: self.voters]:
+            try:
+                await self.agent.request(entry.card.address, vote, Attestation, wait=30)
+            except (RemoteError, DeliveryError, TimeoutError) as err:
+                self.agent.logger.info("voter %s did not vote: %s", entry.card.name, err)
+
+    async def resolve_disputes(self) -> list[DisputeResolved]:
+        """Resolve the disputes this validator opened (after their voting window)."""
+        resolved = []
+        for dispute_id, _ in self.disputes.items():
+            resolved.append(await self.settlement.staking.resolve(int(dispute_id)))
+            self.disputes.delete(dispute_id)
+        return resolved
+
+
+class DisputeVoter(Capability):
+    """Votes in a dispute after re-executing the disputed call, only if the call matches the disputed attestation."""
+
+    def __init__(self, agent: AgoraAgent, settlement: Settlement, recomputer: Recomputer) -> None:
+        super().__init__(agent)
+        self.settlement = settlement
+        self.recomputer = recomputer
+
+    def handlers(self) -> Iterable[Handlers]:
+        """DisputeVoteRequest, in the voter role of the disputes protocol."""
+        return (Handlers(disputes.SPEC, "voter", {DisputeVoteRequest: self._on_vote_request}),)
+
+    async def _on_vote_request(self, ctx: Context, sender: str, msg: DisputeVoteRequest) -> None:
+        dispute = await self.settlement.staking.dispute_of(msg.dispute_id)
+        if dispute.task_id != task_id(msg.job_id) or dispute.resolved:
+            raise Rejected(ErrorCode.REJECTED, "dispute is about another task, or already resolved")
+        if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, "0x" + dispute.accused_result.hex()):
+            raise Rejected(ErrorCode.REJECTED, "inputs and outputs do not match the disputed attestation")
+        commitment = await self.recomputer.commitment(msg.model_id, msg.inputs)
+        await self.settlement.staking.vote(msg.dispute_id, to_bytes32(commitment))
+        await ctx.send(sender, self.settlement.attestation(msg.job_id, True, commitment))
+
+
+class Grade(Record):
+    """An evaluation this validator made and what it settled."""
+
+    score: int
+    completed: bool
+    fee: int = 0
+    royalties: int = 0
+    provider: int = 0
+
+
+class Evaluator(Capability):
+    """Grades a JobEscrow deliverable on held-out data, then completes (pays) or rejects (refunds) the job."""
+
+    def __init__(self, agent: AgoraAgent, settlement: Settlement) -> None:
+        super().__init__(agent)
+        self.settlement = settlement
+        self.grades = Repository(agent.store, "evaluator.grade", Grade)
+
+    def handlers(self) -> Iterable[Handlers]:
+        """EvaluationRequest, in the validator role of the evaluation protocol."""
+        return (Handlers(evaluation.SPEC, "validator", {EvaluationRequest: self._on_evaluation}),)
+
+    async def _on_evaluation(self, ctx: Context, sender: str, msg: EvaluationRequest) -> None:
+        escrow = self.settlement.escrow
+        job = await escrow.get_job(msg.escrow_job_id)
+        if job.evaluator.lower() != self.settlement.account.lower():
+            raise Rejected(ErrorCode.REJECTED, "this validator is not the job's evaluator")
+        if job.status != JobStatus.SUBMITTED or job.deliverable != to_bytes32(msg.artifact_hash):
+            raise Rejected(ErrorCode.REJECTED, "no such deliverable submitted for this job")
+        blobs = self.settlement.blobs
+        try:
+            model = load_model(blobs.get(msg.artifact_hash), msg.artifact_hash)
+            heldout = load_dataset(blobs.get(msg.heldout_ref, MAX_HELDOUT_BLOB), msg.heldout_ref, MAX_HELDOUT_BLOB)
+            metrics = evaluate(model, heldout)
+        except ValueError as exc:
+            raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
+        score = round(metrics.score * MILLIONTHS)
+        reason = hashlib.sha256(json.dumps(metrics.to_dict(), sort_keys=True).encode()).digest()
+        grade = Grade(score=score, completed=score >= msg.min_score)
+        if grade.completed:
+            paid = await escrow.complete(msg.escrow_job_id, reason, min(100, score // 10_000))
+            grade.fee, grade.royalties, grade.provider = paid.evaluator_fee, paid.royalties, paid.provider_amount
+        else:
+            await escrow.reject(msg.escrow_job_id, reason)
+        self.grades.put(str(msg.escrow_job_id), grade)
+        result = EvaluationResult(
+            escrow_job_id=msg.escrow_job_id, metric=metrics.metric, score=score, completed=grade.completed
+        )
+        await ctx.send(sender, result)

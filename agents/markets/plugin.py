@@ -1,0 +1,160 @@
+"""The market plugin interface: what a market contributes to an economy run, and what the runner gives it.
+
+A market is an object registered under the `agora.markets` entry-point group. It declares a scenario
+section (a pydantic model read from `markets: {<name>: ...}` in a scenario file), the participants it
+needs (name, role factory, funding, stake, options), the phases it runs, and what it adds to the report.
+The runner (marketplace/sim) names no market and no role: it builds participants, funds them, runs every
+market's phases in stage order, moves time, and accounts for tokens. Phases drive agents only through
+`EconomyContext.call` (operator control commands), so any participant may live in another process.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from agents.capabilities.control import Command
+from marketplace.chain import ChainConnection
+
+A = TypeVar("A", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+Stage = Literal["setup", "trade", "settle", "after-deadlines"]
+"""When a phase runs: setup (before cards are published), trade (one balance snapshot each), settle (before
+every deadline passes), after-deadlines (the runner has moved time past every market's longest deadline)."""
+
+
+class Participant(BaseModel):
+    """An agent a market needs: its name, role, role factory (`module:function`), tokens to hold, stake to bond."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    role: str
+    factory: str
+    funding: int = 0
+    stake: int = 0
+    options: dict[str, Any] = {}
+
+
+class Refund(BaseModel):
+    """Money returned to a payer: an expired escrow or a channel remainder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    payer: str
+    amount: int
+    reason: str
+
+
+class ValidationTally(BaseModel):
+    """What validators did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sampled: int = 0
+    agreed: int = 0
+    disputed: int = 0
+    slashed: int = 0
+    attestations: int = 0
+
+
+@dataclass
+class Ledger:
+    """What phases observed, for the report: every market writes what concerns it."""
+
+    jobs: dict[str, Counter[str]] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    royalties: Counter[str] = field(default_factory=Counter)
+    flows: Counter[str] = field(default_factory=Counter)
+    refunds: list[Refund] = field(default_factory=list)
+    validations: ValidationTally = field(default_factory=ValidationTally)
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Free-form report sections by market name."""
+
+
+class EconomyContext(Protocol):
+    """What a phase may do: command agents, look up participants, inject faults, read the chain, record results."""
+
+    seed: int
+    ledger: Ledger
+    conn: ChainConnection
+    """A read-mostly chain connection (the treasury's)."""
+
+    async def call(self, name: str, command: Command[A, R], args: A, *, wait: float = 120.0) -> R:
+        """Send a control command to the named participant and return its typed result."""
+        ...
+
+    def address(self, name: str) -> str:
+        """The participant's agent address."""
+        ...
+
+    def account(self, name: str) -> str:
+        """The participant's settlement account."""
+        ...
+
+    def names(self, role: str) -> list[str]:
+        """Participants with this role, in creation order."""
+        ...
+
+    def owner_names(self) -> dict[str, str]:
+        """Settlement account (lower-case) → participant name."""
+        ...
+
+    def alive(self, name: str) -> bool:
+        """Whether the participant is still running."""
+        ...
+
+    async def kill(self, name: str) -> None:
+        """Stop a participant (fault injection)."""
+        ...
+
+    def faults(self, phase: str) -> list[str]:
+        """Participants the scenario kills in this phase."""
+        ...
+
+    def progress(self, phase: str, done: int, total: int) -> None:
+        """Report progress of a long phase."""
+        ...
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of a market: its name, stage, and the coroutine that runs it."""
+
+    name: str
+    stage: Stage
+    run: Callable[[EconomyContext], Awaitable[None]]
+    faults_inside: bool = False
+    """The phase injects its own faults (mid-phase); otherwise the runner kills them when the phase starts."""
+
+
+class Market(ABC):
+    """A market plugin: subclass, set `name` and `section`, implement the three methods, register the instance
+    under the `agora.markets` entry-point group."""
+
+    name: ClassVar[str]
+    section: ClassVar[type[BaseModel]]
+
+    @abstractmethod
+    def participants(self, section: Any, seed: int) -> list[Participant]:
+        """The agents this market needs for a scenario section."""
+
+    @abstractmethod
+    def phases(self, section: Any) -> list[Phase]:
+        """The phases this market runs for a scenario section."""
+
+    def settle_window(self, section: Any) -> int:
+        """How far (s) the runner must move time after the settle stage for this market's deadlines to pass."""
+        return 0
+
+    def labels(self) -> dict[str, str]:
+        """Progress-bar labels by phase name."""
+        return {}

@@ -1,0 +1,145 @@
+"""What every economy role shares: built from plain options (so any process can build it), an operator-only
+control channel, a registry card, and a simulated clock the operator can move.
+
+A role factory has the signature `build(settings, deps, options) -> AgoraAgent` that
+`agents.process.spawn_agent` expects, so every role runs in-process or in a child process alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from agents.base import AgentDeps, AgoraAgent
+from agents.capabilities.control import Command, Control, Empty
+from agents.clock import SimulatedClock
+from agents.resolver import FirstOfResolver, StaticResolver
+from agents.settings import AgentSettings
+from agents.settlement import Settlement, SettlementSettings
+from agents.wallet import Wallet
+from marketplace.registry.resolver import RegistryResolver
+from protocols.cards import AgentCard, Offering
+
+
+class RoleOptions(BaseModel):
+    """Plain settings every role is built from: where the chain, manifest, registry and blobs are; who operates it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rpc_url: str
+    manifest: str
+    blob_dir: str
+    registry_url: str | None = None
+    operators: list[str] = []
+    clock_start: float | None = None
+    """Start a simulated clock here (unix s), moved only by the `advance_clock` command; None: system clock."""
+    seed: int = 0
+
+
+class Seconds(BaseModel):
+    """A duration in seconds."""
+
+    seconds: float
+
+
+class GasUse(BaseModel):
+    """Gas this agent's transactions used, by contract function: name → (count, total gas)."""
+
+    gas: dict[str, tuple[int, int]]
+
+
+class CardPublished(BaseModel):
+    """The card an agent published to the registry."""
+
+    card: AgentCard
+
+
+class Amount(BaseModel):
+    """An amount in token base units."""
+
+    amount: int
+
+
+ADVANCE_CLOCK = Command("advance_clock", Seconds, Empty)
+GAS_USED = Command("gas_used", Empty, GasUse)
+PUBLISH_CARD = Command("publish_card", Empty, CardPublished)
+STAKE = Command("stake", Amount, Empty)
+
+
+@dataclass
+class RoleParts:
+    """An agent under construction: the agent, its settlement handles, its control channel and options."""
+
+    agent: AgoraAgent
+    settlement: Settlement
+    control: Control
+    options: RoleOptions
+
+
+def role_parts(
+    role: str,
+    settings: AgentSettings,
+    deps: AgentDeps,
+    options: RoleOptions,
+    offerings: Callable[[], list[Offering]] = list,
+) -> RoleParts:
+    """Build the agent and the parts every role has: settlement, control (clock, gas, card, stake commands)."""
+    wallet = deps.wallet or (Wallet.from_seed(settings.seed) if settings.seed else Wallet.generate())
+    clock = SimulatedClock(options.clock_start) if options.clock_start is not None else deps.clock
+    resolver = deps.resolver
+    if options.registry_url:
+        # Peers this agent was told about first, then whatever the registry lists.
+        resolver = FirstOfResolver(resolver or StaticResolver(), RegistryResolver(options.registry_url))
+    agent = AgoraAgent(settings, dataclasses.replace(deps, wallet=wallet, clock=clock, resolver=resolver))
+    settlement = SettlementSettings(
+        rpc_url=options.rpc_url,
+        manifest=Path(options.manifest),
+        blob_dir=Path(options.blob_dir),
+        registry_url=options.registry_url,
+    ).connect(wallet)
+    control = Control(agent, options.operators)
+
+    async def advance(args: Seconds) -> Empty:
+        if not isinstance(agent.clock, SimulatedClock):
+            raise ValueError("this agent runs on the system clock")
+        agent.clock.advance(args.seconds)
+        return Empty()
+
+    async def gas(_: Empty) -> GasUse:
+        return GasUse(gas=settlement.conn.gas_meter.totals())
+
+    async def publish(_: Empty) -> CardPublished:
+        card = AgentCard(
+            address=agent.address,
+            role=role,
+            name=settings.name,
+            endpoints=[agent.endpoint],
+            offerings=offerings(),
+            owner=wallet.eth_address,
+        )
+        await settlement.require_registry().register(card)
+        return CardPublished(card=card)
+
+    async def stake(args: Amount) -> Empty:
+        await settlement.token.approve(settlement.staking.address, args.amount)
+        await settlement.staking.stake(args.amount)
+        return Empty()
+
+    control.handle(ADVANCE_CLOCK, advance)
+    control.handle(GAS_USED, gas)
+    control.handle(PUBLISH_CARD, publish)
+    control.handle(STAKE, stake)
+
+    async def close(_: Any) -> None:
+        await settlement.close()
+        if isinstance(resolver, FirstOfResolver):
+            await resolver.resolvers[-1].close()
+
+    agent.on_event("shutdown")(close)
+
+    return RoleParts(agent, settlement, control, options)
