@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import tomllib
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -13,8 +15,16 @@ from rich.table import Table
 
 from marketplace.chain.deploy import LOCAL_NETWORK, DeployError, DeploySettings, deploy
 from marketplace.chain.manifest import Deployment, default_manifest_path
-from marketplace.chain.node import LOCAL_CHAIN_ID, NodeError, rpc_call, running_daemon, start_daemon, stop_daemon
-from marketplace.paths import MissingToolError
+from marketplace.chain.node import (
+    LOCAL_CHAIN_ID,
+    NodeError,
+    preferred_chain_port,
+    rpc_call,
+    running_daemon,
+    start_daemon,
+    stop_daemon,
+)
+from marketplace.paths import MissingToolError, project_root
 from marketplace.registry.cli import registry_app
 
 app = typer.Typer(help="agora: autonomous agent economies on a real EVM.", no_args_is_help=True)
@@ -45,6 +55,36 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def agora_version() -> str:
+    """The installed package's version, else the checkout's pyproject.toml version."""
+    try:
+        return metadata.version("agora")
+    except metadata.PackageNotFoundError:
+        pass
+    # Run from a checkout that was never pip-installed (e.g. `python -m marketplace.cli`).
+    try:
+        with (project_root() / "pyproject.toml").open("rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"agora {agora_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the agora version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """agora: autonomous agent economies on a real EVM."""
+
+
 def _print_deployment(deployment: Deployment, manifest: Path) -> None:
     table = Table(title=f"agora on chain {deployment.chain_id} ({deployment.network})")
     table.add_column("contract")
@@ -60,7 +100,14 @@ def _print_deployment(deployment: Deployment, manifest: Path) -> None:
 @chain_app.command("up")
 @friendly_errors
 def chain_up(
-    port: Annotated[int | None, typer.Option(help="Local RPC port (default: a free one).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Local RPC port, exactly (default: 8545, or a free one when 8545 is busy; env AGORA_CHAIN_PORT).",
+        ),
+    ] = None,
     network: Annotated[str, typer.Option(help="Ape network choice, e.g. ethereum:sepolia:node.")] = LOCAL_NETWORK,
     account: Annotated[str | None, typer.Option(help="Ape account alias that deploys (non-local networks).")] = None,
     manifest: Annotated[Path | None, typer.Option(help="Where to write the deployment manifest.")] = None,
@@ -68,6 +115,10 @@ def chain_up(
     """Start anvil (local network) and deploy the contracts; or deploy to --network with --account."""
     if network == LOCAL_NETWORK:
         info = start_daemon(port)
+        if port is None and info.port != preferred_chain_port():
+            console.print(
+                f"port {preferred_chain_port()} is busy: anvil uses free port {info.port} instead", highlight=False
+            )
         console.print(f"anvil running at {info.rpc_url} (chain id {info.chain_id}, pid {info.pid})")
         try:
             deployment = deploy(DeploySettings(network=network, rpc_url=info.rpc_url, account=account))
@@ -115,11 +166,15 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where to write report.json, report.html and the plots.")] = Path(
         "reports/demo"
     ),
+    processes: Annotated[
+        list[str] | None,
+        typer.Option("--processes", help="Run this role's agents in child processes over HTTP (repeatable)."),
+    ] = None,
 ) -> None:
     """Run an economy scenario on a fresh local chain with the registry and every agent, then write the report."""
     from marketplace.sim.runner import run_demo
 
-    run_demo(scenario, out, console)
+    run_demo(scenario, out, console, frozenset(processes or ()))
 
 
 if __name__ == "__main__":

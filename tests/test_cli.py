@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tomllib
+from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from marketplace import cli
+from marketplace.chain.node import DEFAULT_CHAIN_PORT, free_port, preferred_chain_port
+
 AGORA = [sys.executable, "-m", "marketplace.cli"]
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
 def run(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -18,9 +26,24 @@ def run(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[
     return subprocess.run([*AGORA, *args], capture_output=True, text=True, env=environment, timeout=120, check=False)
 
 
+@pytest.fixture(scope="module")
+def chain_on_preferred_port(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[int, subprocess.CompletedProcess[str]]]:
+    """`agora chain up` with AGORA_CHAIN_PORT naming a free port; stopped after the module's tests."""
+    home = tmp_path_factory.mktemp("preferred")
+    port = free_port()
+    up = run(["chain", "up"], home, AGORA_CHAIN_PORT=str(port))
+    try:
+        yield port, up
+    finally:
+        run(["chain", "down"], home)
+
+
 @pytest.mark.chain
 def test_chain_upStatusDown_fromShell(tmp_path: Path) -> None:
-    up = run(["chain", "up"], tmp_path)
+    # A preferred port of its own, so this test neither takes the machine's 8545 nor collides with other tests.
+    up = run(["chain", "up"], tmp_path, AGORA_CHAIN_PORT=str(free_port()))
     try:
         assert up.returncode == 0, up.stderr
         assert "AgoraToken" in up.stdout
@@ -67,3 +90,76 @@ def test_chain_up_missingNodeModulesIsActionable(tmp_path: Path) -> None:
     assert "anvil not found" in result.stderr
     assert "npm ci" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_preferredChainPort_withoutEnv_is8545(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGORA_CHAIN_PORT", raising=False)
+    assert preferred_chain_port() == DEFAULT_CHAIN_PORT == 8545
+    monkeypatch.setenv("AGORA_CHAIN_PORT", "18545")
+    assert preferred_chain_port() == 18545
+
+
+def test_chainUp_invalidPortEnv_isOneLineError(tmp_path: Path) -> None:
+    result = run(["chain", "up"], tmp_path, AGORA_CHAIN_PORT="eighty")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: AGORA_CHAIN_PORT must be a TCP port (1-65535), not 'eighty'"
+
+
+@pytest.mark.chain
+def test_chainUp_preferredPortFree_listensOnIt(
+    chain_on_preferred_port: tuple[int, subprocess.CompletedProcess[str]],
+) -> None:
+    port, up = chain_on_preferred_port
+    assert up.returncode == 0, up.stderr
+    assert f"anvil running at http://127.0.0.1:{port} " in up.stdout
+    assert f"RPC      http://127.0.0.1:{port}" in up.stdout
+    assert "busy" not in up.stdout
+
+
+@pytest.mark.chain
+def test_chainUp_preferredPortBusy_saysSoAndUsesAnother(
+    chain_on_preferred_port: tuple[int, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    port, first = chain_on_preferred_port
+    assert first.returncode == 0, first.stderr
+    up = run(["chain", "up"], tmp_path, AGORA_CHAIN_PORT=str(port))  # the first chain holds the port
+    try:
+        assert up.returncode == 0, up.stderr
+        busy = [line for line in up.stdout.splitlines() if "busy" in line]
+        assert len(busy) == 1, up.stdout
+        chosen = int(busy[0].rsplit("free port ", 1)[1].split()[0])
+        assert busy[0] == f"port {port} is busy: anvil uses free port {chosen} instead"
+        assert chosen != port
+        assert f"anvil running at http://127.0.0.1:{chosen} " in up.stdout
+    finally:
+        assert run(["chain", "down"], tmp_path).returncode == 0
+
+
+def test_chainUp_explicitPortBusy_isOneLineError(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run(["chain", "up", "--port", str(port)], tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: port {port} is already in use on 127.0.0.1: pick another --port, or omit it"]
+    assert not (tmp_path / "chain.json").exists()
+
+
+def test_version_printsPackageVersion(tmp_path: Path) -> None:
+    result = run(["--version"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+    assert result.stdout == f"agora {expected}\n"
+
+
+def test_agoraVersion_notInstalled_fallsBackToPyproject(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    monkeypatch.setattr(cli, "project_root", lambda: PYPROJECT.parent)
+    assert cli.agora_version() == tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+    monkeypatch.setattr(cli, "project_root", lambda: PYPROJECT.parent / "nowhere")
+    assert cli.agora_version() == "unknown"

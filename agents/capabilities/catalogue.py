@@ -59,12 +59,25 @@ class ModelCatalogue(Capability):
         """Store the weights, register the model (and its parent) in ModelRegistry, and serve it."""
         artifact = serialize_model(model)
         self.settlement.blobs.put(artifact.data)
+        entry = await self.register(model_id, model.spec.kind, artifact.artifact_hash, prices, parent, royalty_bps)
+        self._runners[model_id] = InferenceRunner(model)
+        return entry
+
+    async def register(
+        self,
+        model_id: str,
+        kind: ModelKind,
+        content_hash: str,
+        prices: tuple[int, int],
+        parent: str | None = None,
+        royalty_bps: int = 0,
+    ) -> CatalogueEntry:
+        """Register a model in ModelRegistry (with its parent) and list it here, without weights (e.g. a resold one)."""
         lineage = Lineage()
         if parent is not None:
             lineage = Lineage(parents=(((await self.settlement.models.get(parent)).chain_id, royalty_bps),))
-        kind: ModelKind = model.spec.kind
         terms = ListedTerms(
-            content_hash=to_bytes32(artifact.artifact_hash),
+            content_hash=to_bytes32(content_hash),
             uri=model_uri(kind, model_id),
             price_per_call=prices[0],
             price_per_job=self.training.price if self.training else 0,
@@ -74,12 +87,11 @@ class ModelCatalogue(Capability):
             model_id=model_id,
             kind=kind,
             chain_id=registered.model_id,
-            content_hash=artifact.artifact_hash,
+            content_hash=content_hash,
             price_per_call=prices[0],
             floor_per_call=prices[1],
         )
         self.entries.put(model_id, entry)
-        self._runners[model_id] = InferenceRunner(model)
         return entry
 
     def get(self, model_id: str) -> CatalogueEntry | None:

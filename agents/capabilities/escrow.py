@@ -19,6 +19,7 @@ from agents.capabilities.catalogue import ModelCatalogue
 from agents.capabilities.kit import Capability, Handlers
 from agents.capabilities.negotiation import BuyerLimits, NegotiationBuyer
 from agents.mods import Rejected
+from agents.offload import offload
 from agents.settlement import Settlement, kind_spec, to_bytes32
 from agents.state import Record, Repository
 from agents.transport import DeliveryError
@@ -190,9 +191,11 @@ class EscrowClient(Capability):
     async def reclaim_expired(self) -> list[JobExpired]:
         """After the deadline, take back the budget of every job of this client that was never settled."""
         refunds = []
+        now = await self.settlement.chain_time()
         for job_id, _ in self.jobs.items():
             job = await self.settlement.escrow.get_job(int(job_id))
-            if job.status in (JobStatus.FUNDED, JobStatus.SUBMITTED):
+            # A job still within its deadline is skipped (JobEscrow would revert), not allowed to sink the others.
+            if job.status in (JobStatus.FUNDED, JobStatus.SUBMITTED) and job.deadline <= now:
                 refunds.append(await self.settlement.escrow.claim_refund(int(job_id)))
         return refunds
 
@@ -247,7 +250,7 @@ class EscrowProvider(Capability):
             child_id, tuned, prices, parent=served.model_id, royalty_bps=terms.child_royalty_bps
         )
         await self.settlement.escrow.submit(msg.escrow_job_id, to_bytes32(artifact.artifact_hash))
-        metrics = evaluate(tuned, check)
+        metrics = await offload(evaluate, tuned, check)
         self.deliveries.put(
             str(msg.escrow_job_id),
             TrainingJob(escrow_job_id=msg.escrow_job_id, artifact=artifact.artifact_hash, child_model_id=child_id),

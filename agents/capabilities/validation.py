@@ -18,6 +18,7 @@ from agents.base import AgoraAgent, RemoteError
 from agents.capabilities.inference import run_call, task_id
 from agents.capabilities.kit import Capability, Handlers
 from agents.mods import Rejected
+from agents.offload import offload
 from agents.settlement import MILLIONTHS, Settlement, to_bytes32
 from agents.state import Record, Repository
 from agents.transport import DeliveryError
@@ -174,7 +175,7 @@ class Evaluator(Capability):
         try:
             model = load_model(blobs.get(msg.artifact_hash), msg.artifact_hash)
             heldout = load_dataset(blobs.get(msg.heldout_ref, MAX_HELDOUT_BLOB), msg.heldout_ref, MAX_HELDOUT_BLOB)
-            metrics = evaluate(model, heldout)
+            metrics = await offload(evaluate, model, heldout)
         except ValueError as exc:
             raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
         score = round(metrics.score * MILLIONTHS)

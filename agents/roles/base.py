@@ -122,7 +122,7 @@ def role_parts(
             offerings=offerings(),
             owner=wallet.eth_address,
         )
-        await settlement.require_registry().register(card)
+        await settlement.require_registry().publish(card)  # register, or update a card listed before
         return CardPublished(card=card)
 
     async def stake(args: Amount) -> Empty:

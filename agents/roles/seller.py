@@ -20,6 +20,7 @@ from agents.capabilities.kit import compose
 from agents.capabilities.negotiation import NegotiationSeller
 from agents.capabilities.payment import ChannelPayee
 from agents.mods import Rejected
+from agents.offload import offload
 from agents.roles.base import RoleOptions, role_parts
 from agents.settings import AgentSettings
 from marketplace.ml import (
@@ -132,9 +133,9 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
                 base = load_model(settlement.blobs.get(parent.content_hash), parent.content_hash)
                 own = make_interactions(base.spec, 4_000, seed=seed)  # type: ignore[arg-type]  # parents are recommenders
                 epochs = max(offer.fine_tune_epochs, 1)
-                model, _ = fine_tune(base, split(own, 0.1, seed)[0], epochs=epochs, lr=0.01, seed=seed)
+                model, _ = await offload(fine_tune, base, split(own, 0.1, seed)[0], epochs=epochs, lr=0.01, seed=seed)
             else:
-                model, _ = train_base_model(offer.kind, seed=seed)
+                model, _ = await offload(train_base_model, offer.kind, seed=seed)
             prices = (offer.price_per_call, offer.reserve_price)
             await catalogue.publish(offer.id, model, prices, parent=offer.parent, royalty_bps=offer.royalty_bps)
         return Empty()

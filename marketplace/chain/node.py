@@ -17,6 +17,8 @@ from types import TracebackType
 from marketplace.paths import require_node_bin, state_dir
 
 LOCAL_CHAIN_ID = 1337
+DEFAULT_CHAIN_PORT = 8545
+"""Where `agora chain up` listens when the port is free: the RPC port wallets and tools expect by default."""
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
 """anvil's and Ape's shared default: the same funded dev accounts on both sides."""
 
@@ -31,6 +33,43 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a loopback listener could bind port right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like anvil's own listener: a port left in TIME_WAIT by a stopped node counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def preferred_chain_port() -> int:
+    """The port `agora chain up` tries first: `AGORA_CHAIN_PORT`, else 8545."""
+    raw = os.environ.get("AGORA_CHAIN_PORT", "").strip()
+    if not raw:
+        return DEFAULT_CHAIN_PORT
+    port = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if not 0 < port < 65536:
+        raise NodeError(f"AGORA_CHAIN_PORT must be a TCP port (1-65535), not {raw!r}")
+    return port
+
+
+class PortBusyError(NodeError):
+    """The port asked for with `--port` is already taken."""
+
+
+def choose_daemon_port(port: int | None = None) -> int:
+    """Exactly port when given (PortBusyError if taken); else the preferred port, or a free one when that is busy."""
+    if port is not None:
+        if not port_is_free(port):
+            raise PortBusyError(f"port {port} is already in use on 127.0.0.1: pick another --port, or omit it")
+        return port
+    preferred = preferred_chain_port()
+    return preferred if port_is_free(preferred) else free_port()
 
 
 def rpc_call(rpc_url: str, method: str, params: list[object] | None = None, timeout: float = 2.0) -> object:
@@ -183,13 +222,13 @@ class AlreadyRunningError(NodeError):
 
 
 def start_daemon(port: int | None = None) -> NodeInfo:
-    """Start a detached anvil that outlives this process, and record it."""
+    """Start a detached anvil that outlives this process, and record it; the port is chosen by choose_daemon_port."""
     existing = running_daemon()
     if existing is not None:
         raise AlreadyRunningError(
             f"a local chain is already running at {existing.rpc_url} (pid {existing.pid}); run `agora chain down` first"
         )
-    info = AnvilNode(port=port).start(detached=True)
+    info = AnvilNode(port=choose_daemon_port(port)).start(detached=True)
     path = daemon_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(info), indent=2))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 from agents.base import AgentDeps, AgoraAgent
 from agents.capabilities.control import Command, Empty, call
 from agents.markets.plugin import Ledger, Participant, Phase, Stage
+from agents.offload import OFFLOAD_ENV
 from agents.process import AgentProcess, load_factory, spawn_agent
 from agents.resolver import StaticResolver
 from agents.roles.base import ADVANCE_CLOCK, GAS_USED, PUBLISH_CARD, STAKE, Amount, Seconds
@@ -162,21 +164,35 @@ class Economy:
             "operators": [self._operator.address],
             "clock_start": CLOCK_START,
         }
-        for spec in self.scenario.participants():
-            seed = f"agora-demo:{self.seed}:{spec.name}"
-            wallet = Wallet.from_seed(seed)
-            settings = AgentSettings(name=spec.name, seed=seed, data_dir=self.workdir / "agents" / spec.name)
-            options: dict[str, Any] = {**spec.options, **common}
-            member = Member(spec, wallet, wallet.agent_address)
-            if spec.role in self.processes:
-                peers = {self._operator.address: [self._operator.endpoint]}
-                member.process = await spawn_agent(spec.factory, settings, peers, options)
-                self._resolver.add(member.process.address, member.process.endpoint)
-            else:
-                member.agent = load_factory(spec.factory)(settings, AgentDeps(wallet=wallet), options)
-                logging.getLogger(spec.name).setLevel(self.log_level)
-                await member.agent.start()
-            self.members[spec.name] = member
+        specs = self.scenario.participants()
+        for spec in specs:
+            wallet = Wallet.from_seed(f"agora-demo:{self.seed}:{spec.name}")
+            self.members[spec.name] = Member(spec, wallet, wallet.agent_address)
+
+        def settings(name: str) -> AgentSettings:
+            seed = f"agora-demo:{self.seed}:{name}"
+            return AgentSettings(name=name, seed=seed, data_dir=self.workdir / "agents" / name)
+
+        starting = asyncio.Semaphore(2)  # each child imports torch and web3: more at once only thrash 2 cores
+
+        async def spawn(member: Member) -> None:
+            peers = {self._operator.address: [self._operator.endpoint]}
+            options = {**member.spec.options, **common}
+            async with starting:
+                member.process = await spawn_agent(
+                    member.spec.factory, settings(member.spec.name), peers, options, ready_within=120
+                )
+            self._resolver.add(member.process.address, member.process.endpoint)
+
+        remote = [m for m in self.members.values() if m.spec.role in self.processes]
+        await asyncio.gather(*(spawn(m) for m in remote))  # child start-up (imports) overlaps
+        for name, member in self.members.items():
+            if member.process is not None:
+                continue
+            options: dict[str, Any] = {**member.spec.options, **common}
+            member.agent = load_factory(member.spec.factory)(settings(name), AgentDeps(wallet=member.wallet), options)
+            logging.getLogger(name).setLevel(self.log_level)
+            await member.agent.start()
 
     async def _fund(self, treasury: TokenClient) -> None:
         for member in self.members.values():
@@ -294,6 +310,9 @@ class Economy:
             elif member.agent is not None:
                 await member.agent.stop()
         await self._operator.stop()
+        if any(m.process is not None for m in self.members.values()):
+            # Let asyncio finish closing the children's pipes before asyncio.run() closes the loop.
+            await asyncio.sleep(0.1)
 
     def _report(
         self,
@@ -347,6 +366,9 @@ def run_economy(
     """Start a fresh anvil with agora deployed, run the scenario on it, stop everything, return the report."""
     from marketplace.chain import local_chain
 
+    # Torch releases the GIL in its kernels: threads keep the loop responsive without a process pool's
+    # start-up cost per agent process (children inherit the setting).
+    os.environ.setdefault(OFFLOAD_ENV, "thread")
     report = progress or (lambda phase, done, total: None)
     report("chain", 0, 1)
     with local_chain(accounts=2) as chain:

@@ -29,7 +29,9 @@ def _quiet_libraries() -> None:
     logging.getLogger().setLevel(logging.WARNING)
 
 
-def run_demo(scenario_path: Path | None, out_dir: Path, console: Console) -> EconomyReport:
+def run_demo(
+    scenario_path: Path | None, out_dir: Path, console: Console, processes: frozenset[str] = frozenset()
+) -> EconomyReport:
     """Run one scenario end to end and write its report into out_dir."""
     scenario = load_scenario(scenario_path)
     _quiet_libraries()
@@ -48,7 +50,7 @@ def run_demo(scenario_path: Path | None, out_dir: Path, console: Console) -> Eco
                     tasks[phase] = bars.add_task(labels.get(phase, phase), total=total)
                 bars.update(tasks[phase], completed=done)
 
-            report = run_economy(scenario, workdir, progress)
+            report = run_economy(scenario, workdir, progress, processes)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     write_report(report, out_dir)

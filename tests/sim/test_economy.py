@@ -102,7 +102,8 @@ def test_demo_writesReadableReport(first_run: tuple[EconomyReport, Path, str]) -
     assert report.timing["wall_seconds"] < 60
 
 
-def test_demo_sameSeedGivesSameReport(first_run: tuple[EconomyReport, Path, str], tmp_path: Path) -> None:
+def test_demo_validatorsInChildProcesses_sameReport(first_run: tuple[EconomyReport, Path, str], tmp_path: Path) -> None:
+    """Same seed, the validators (re-execution, disputes, votes, grading) as child processes over HTTP: same report."""
     report, _, _ = first_run
-    again = run_demo(None, tmp_path, Console(file=io.StringIO()))
+    again = run_demo(None, tmp_path, Console(file=io.StringIO()), processes=frozenset({"validator"}))
     assert again.deterministic_view() == report.deterministic_view()
