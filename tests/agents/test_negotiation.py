@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from agents.base import AgentDeps, AgoraAgent, running
+from agents.capabilities.negotiation import BuyerLimits
 from agents.policies import NegotiationPolicy, NegotiationView, TimeDependentConcession, UnitPricing
 from agents.process import spawn_agent
 from agents.resolver import StaticResolver
-from agents.capabilities.negotiation import BuyerLimits
 from agents.roles.sdk import BuyerAgent, SellerAgent
 from agents.settings import AgentSettings
 from agents.state import key
