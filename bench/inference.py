@@ -2,7 +2,9 @@
 
 Each paid call is two request/response exchanges between uAgents agents in one process (Bureau style):
 an EIP-712 voucher for the cumulative amount (signature checked, stored durably), then the inference
-request (credit checked, model run, commitment computed). The baseline is the same model's raw forward
+request (credit checked, model run, commitment computed). The seller is the economy's seller role
+(`agents.roles.seller.build`, driven by control commands); the buyer pays through the channel payer
+capability (`agents.capabilities.payment.ChannelPayer`). The baseline is the same model's raw forward
 pass, measured in the same run. Settlement is one claimMany on the real PaymentChannels contract.
 
 Run: .venv/bin/python bench/inference.py [--calls N]
@@ -20,119 +22,97 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.base import AgentDeps
-from agents.clock import SimulatedClock
-from agents.roles.buyer import BuyerAgent, BuyerLimits
-from agents.roles.market import Market, rows_to_inputs
-from agents.roles.model_seller import ModelSellerAgent, SellerTerms, ServedModel
+from agents.base import AgentDeps, AgoraAgent
+from agents.capabilities.control import Empty, call
+from agents.capabilities.inference import rows_to_inputs
+from agents.capabilities.kit import compose
+from agents.capabilities.negotiation import BuyerLimits, NegotiationBuyer
+from agents.capabilities.payment import ChannelPayer
+from agents.roles import seller as seller_role
+from agents.roles.seller import BUILD_MODELS, CLAIM, BuildModels, ModelOffer
 from agents.settings import AgentSettings
+from agents.settlement import SettlementSettings
 from agents.wallet import Wallet
-from marketplace.blobstore import BlobStore
-from marketplace.chain import LocalChain, TokenClient, local_chain, sign_voucher
-from marketplace.chain import Voucher as ChainVoucher
+from marketplace.chain import LocalChain, TokenClient, local_chain
 from marketplace.chain.node import rpc_call
-from marketplace.ml import ensure_deterministic, train_base_model
+from marketplace.ml import load_model
 from marketplace.ml.inference import time_raw_inference
 from protocols.jobs import InferenceRequest, InferenceResult
 from protocols.negotiation import JobSpec
-from protocols.payment import ChannelOpened, Receipt, Voucher
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION_START, SECTION_END = "<!-- inference:start -->", "<!-- inference:end -->"
 AGT = 10**18
 PRICE = 10**16
 ROWS = [[3.0, 17.0], [3.0, 99.0], [3.0, 512.0], [3.0, 700.0]]
+MODEL = ModelOffer(id="rec-bench", kind="recommender", price_per_call=PRICE, reserve_price=PRICE)
 
 
 async def measure(chain: LocalChain, calls: int, workdir: Path) -> dict[str, float]:
     """Run `calls` paid calls and one claim; return the figures."""
+    manifest = chain.deployment.save(workdir / "deployment.json")
+    wallets = {name: Wallet.from_seed(f"bench:{name}") for name in ("operator", "seller", "buyer")}
+    for wallet in wallets.values():
+        rpc_call(chain.rpc_url, "anvil_setBalance", [wallet.eth_address, hex(10**20)])
+
+    def settings(name: str) -> AgentSettings:
+        return AgentSettings(name=name, seed=f"bench:{name}", data_dir=workdir / name)
+
+    operator = AgoraAgent(settings("operator"), AgentDeps(wallet=wallets["operator"]))
+    options = {
+        "rpc_url": chain.rpc_url,
+        "manifest": str(manifest),
+        "blob_dir": str(workdir / "blobs"),
+        "operators": [operator.address],
+    }
+    seller = seller_role.build(settings("seller"), AgentDeps(wallet=wallets["seller"]), options)
+    buyer = AgoraAgent(settings("buyer"), AgentDeps(wallet=wallets["buyer"]))
+    market = SettlementSettings(chain.rpc_url, manifest, workdir / "blobs").connect(wallets["buyer"])
+    negotiation, payer = NegotiationBuyer(buyer), ChannelPayer(buyer, market)
+    compose(buyer, negotiation, payer)
+    for name in ("operator", "seller", "buyer"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     async with chain.connect() as conn:
-        agents = {}
-        markets = {}
-        for name in ("seller", "buyer"):
-            wallet = Wallet.from_seed(f"bench:{name}")
-            rpc_call(chain.rpc_url, "anvil_setBalance", [wallet.eth_address, hex(10**20)])
-            markets[name] = Market(conn.with_account(wallet.account), BlobStore(workdir / "blobs"))
-            settings = AgentSettings(name=name, seed=f"bench:{name}", data_dir=workdir / name)
-            deps = AgentDeps(wallet=wallet, clock=SimulatedClock())
-            agents[name] = (
-                ModelSellerAgent(settings, deps, markets[name], SellerTerms(training_price=AGT, training_floor=AGT))
-                if name == "seller"
-                else BuyerAgent(settings, deps)
-            )
-        seller, buyer = agents["seller"], agents["buyer"]
-        assert isinstance(seller, ModelSellerAgent)
-        logging.getLogger("seller").setLevel(logging.WARNING)
-        logging.getLogger("buyer").setLevel(logging.WARNING)
-        await TokenClient(conn).transfer(markets["buyer"].account, 10 * AGT)
-        ensure_deterministic()
-        model, _ = train_base_model("recommender", seed=1)
-        served = ServedModel("rec-bench", "recommender", model, PRICE, PRICE)
-        await seller.start()
-        await buyer.start()
-        try:
-            await seller.publish_model(served)
-            deal = await buyer.negotiate(
-                [seller.address],
-                JobSpec(kind="inference", model_id="recommender", units=calls),
-                limits=BuyerLimits(PRICE * calls, PRICE * calls),
-            )
-            assert deal is not None
-            bm = markets["buyer"]
-            deposit = PRICE * calls
-            expiry = await bm.chain_time() + 3600
-            await bm.token.approve(bm.channels.address, deposit)
-            opened = await bm.channels.open_channel(markets["seller"].account, deposit, expiry, served.chain_id)
-            nonce = (await bm.channels.get_channel(opened.channel_id)).nonce
+        await TokenClient(conn).transfer(market.account, 10 * AGT)
+    seller_account = wallets["seller"].eth_address
+    await operator.start()
+    await seller.start()
+    await buyer.start()
+    try:
+        await call(operator, seller.address, BUILD_MODELS, BuildModels(models=[MODEL], world_seed=1), wait=600)
+        listed = await market.models.get(MODEL.id)
+        model = load_model(market.blobs.get(listed.content_hash), listed.content_hash)
+        deal = await negotiation.negotiate(
+            [seller.address],
+            JobSpec(kind="inference", model_id="recommender", units=calls),
+            BuyerLimits(PRICE * calls, PRICE * calls),
+        )
+        assert deal is not None
+        channel = await payer.open(seller.address, seller_account, PRICE * calls, 3600, listed.chain_id)
+        started = time.perf_counter()
+        for i in range(calls):
+            job = f"bench-{i}"
+            await payer.pay(channel, PRICE, job)
             await buyer.request(
                 seller.address,
-                ChannelOpened(
-                    channel_id=str(opened.channel_id),
-                    chain_id=1337,
-                    contract=bm.channels.address,
-                    payer=bm.account,
-                    payee=markets["seller"].account,
-                    deposit=deposit,
-                    expiry=expiry,
-                ),
-                Receipt,
+                InferenceRequest(job_id=job, model_id=MODEL.id, inputs=ROWS, price=PRICE),
+                InferenceResult,
             )
-            started = time.perf_counter()
-            for i in range(calls):
-                cumulative = (i + 1) * PRICE
-                signed = sign_voucher(
-                    bm.conn.account, ChainVoucher(opened.channel_id, nonce, cumulative), bm.channels.domain
-                )
-                job = f"bench-{i}"
-                await buyer.request(
-                    seller.address,
-                    Voucher(
-                        channel_id=str(opened.channel_id),
-                        cumulative_amount=cumulative,
-                        nonce=nonce,
-                        signature="0x" + signed.signature.hex(),
-                        job_id=job,
-                    ),
-                    Receipt,
-                )
-                await buyer.request(
-                    seller.address,
-                    InferenceRequest(job_id=job, model_id="rec-bench", inputs=ROWS, price=PRICE),
-                    InferenceResult,
-                )
-            paid_seconds = time.perf_counter() - started
-            raw = statistics.median(time_raw_inference(model, rows_to_inputs(model.spec, ROWS), 200) for _ in range(5))
-            claims = await seller.claim_vouchers()
-            receipt = seller.market.channels.last_receipt
-            assert receipt is not None
-            assert claims[0].amount == PRICE * calls
-            transfer_gas = 0
-            for _ in range(3):
-                transfer = await TokenClient(bm.conn).transfer(markets["seller"].account, 1)
-                transfer_gas = int(transfer["gasUsed"])
-        finally:
-            await buyer.stop()
-            await seller.stop()
+        paid_seconds = time.perf_counter() - started
+        raw = statistics.median(time_raw_inference(model, rows_to_inputs(model.spec, ROWS), 200) for _ in range(5))
+        claimed = await call(operator, seller.address, CLAIM, Empty())
+        assert len(claimed.claims) == 1, "the seller should settle every call in one claimMany"
+        pairs, claim_gas = claimed.claims[0]
+        assert pairs == [(channel, PRICE * calls)]
+        transfer_gas = 0
+        for _ in range(3):
+            transfer = await market.token.transfer(seller_account, 1)
+            transfer_gas = int(transfer["gasUsed"])
+    finally:
+        await buyer.stop()
+        await seller.stop()
+        await operator.stop()
+        await market.close()
     per_call = paid_seconds / calls
     return {
         "calls": calls,
@@ -140,8 +120,8 @@ async def measure(chain: LocalChain, calls: int, workdir: Path) -> dict[str, flo
         "paid_ms_per_call": per_call * 1e3,
         "raw_torch_ms_per_call": raw * 1e3,
         "overhead_ms_per_call": (per_call - raw) * 1e3,
-        "claim_gas": int(receipt["gasUsed"]),
-        "settlement_gas_per_call": int(receipt["gasUsed"]) / calls,
+        "claim_gas": claim_gas,
+        "settlement_gas_per_call": claim_gas / calls,
         "erc20_transfer_gas_per_call": transfer_gas,
     }
 
