@@ -95,11 +95,14 @@ class InferenceProvider(Capability):
             raise Rejected(ErrorCode.REJECTED, f"model {msg.model_id} not sold here")
         if self.calls.get(key(sender, msg.job_id)) is not None:
             raise Rejected(ErrorCode.REPLAYED, "this job was already served")
-        self.payee.use_credit(sender, msg.job_id, served.chain_id)
+        # Paid calls only reach the model; the credit is spent once the call produced a result, so a
+        # malformed request does not cost the buyer its payment.
+        self.payee.check_credit(sender, msg.job_id, served.chain_id)
         try:
             outputs, commitment = run_call(self.catalogue.runner(msg.model_id), msg.model_id, msg.inputs)
         except ValueError as exc:
             raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
+        self.payee.use_credit(sender, msg.job_id, served.chain_id)
         if self._rng.random() < self.dishonest_rate:
             outputs = _made_up(served.kind, outputs)
             commitment = output_commitment(msg.model_id, msg.inputs, outputs)
@@ -213,7 +216,7 @@ class InferenceClient(Capability):
         outcome = InferenceOutcome()
         excluded: set[str] = set()
         remaining, deposit_left = plan.calls, plan.deposit
-        while remaining > 0:
+        while remaining > 0 and deposit_left > 0:
             candidates = await self.candidates(plan.kind, excluded)
             if not candidates:
                 break
@@ -226,6 +229,8 @@ class InferenceClient(Capability):
             per_call = deal.price // remaining
             outcome.negotiated_prices.append(per_call)
             deposit = min(deposit_left, max(per_call * remaining, plan.deposit // 2))
+            if deposit < max(per_call, 1):
+                break  # what is left of the deposit cannot pay one more call (and PaymentChannels refuses 0)
             listed = await self.settlement.models.get(model_id)
             channel = await self.payer.open(deal.seller, entry.card.owner, deposit, plan.channel_ttl, listed.chain_id)
             outcome.channels.append(channel)

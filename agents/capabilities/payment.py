@@ -140,13 +140,18 @@ class ChannelPayee(Capability):
         )
         await ctx.send(sender, receipt)
 
-    def use_credit(self, buyer: str, job_id: str, model_chain_id: int) -> Credit:
-        """Spend the credit a voucher bought for this call (once); Rejected if the call was not paid."""
+    def check_credit(self, buyer: str, job_id: str, model_chain_id: int) -> Credit:
+        """The unused credit a voucher bought for this call; Rejected if the call was not paid or already served."""
         credit = self.credits.get(key(buyer, job_id))
         if credit is None or credit.model_chain_id != model_chain_id:
             raise Rejected(ErrorCode.REJECTED, "call not paid: send a voucher for this job first")
         if credit.used:
             raise Rejected(ErrorCode.REPLAYED, "this job was already served")
+        return credit
+
+    def use_credit(self, buyer: str, job_id: str, model_chain_id: int) -> Credit:
+        """Spend the credit a voucher bought for this call (once); Rejected if the call was not paid."""
+        credit = self.check_credit(buyer, job_id, model_chain_id)
         credit.used = True
         self.credits.put(key(buyer, job_id), credit)
         return credit
