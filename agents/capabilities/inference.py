@@ -172,6 +172,22 @@ class InferenceOutcome(BaseModel):
     negotiated_prices: list[int] = []
 
 
+async def prepay_calls(
+    negotiation: NegotiationBuyer, payer: ChannelPayer, seller: str, model_id: str, calls: int, max_per_call: int
+) -> tuple[int, int]:
+    """Negotiate `calls` calls of `model_id` with one seller and deposit their price in a new channel to it.
+
+    Returns (channel id, price per call); raises LookupError when the seller does not sell within the limit.
+    """
+    listed = await payer.settlement.models.get(model_id)
+    job = JobSpec(kind="inference", model_id=model_id, units=calls)
+    deal = await negotiation.negotiate([seller], job, BuyerLimits(opening=0, budget=max_per_call * calls))
+    if deal is None:
+        raise LookupError(f"{seller[:16]}… would not sell {calls} calls of {model_id} within {max_per_call} each")
+    channel = await payer.open(seller, listed.creator, deal.price, 3_600, listed.chain_id)
+    return channel, deal.price // calls
+
+
 class InferenceClient(Capability):
     """Buys inference: `await client.buy(plan)` runs discovery, negotiation, channel payments and audits."""
 

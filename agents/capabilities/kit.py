@@ -79,3 +79,15 @@ def compose(agent: AgoraAgent, *capabilities: Capability) -> AgoraAgent:
             table.setdefault(model, _not_offered(model))
         agent.include(spec_protocol(spec, role, table))
     return agent
+
+
+class OnMessages(Capability):
+    """A capability made of given handlers, for small roles that need one or two of their own."""
+
+    def __init__(self, agent: AgoraAgent, spec: ProtocolSpecification, role: str, handlers: dict[type[Model], Handler]):
+        super().__init__(agent)
+        self._part = Handlers(spec, role, handlers)
+
+    def handlers(self) -> Iterable[Handlers]:
+        """The given handlers."""
+        return (self._part,)

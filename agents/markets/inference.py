@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agents.capabilities.control import Empty
 from agents.capabilities.inference import InferencePlan
 from agents.markets.plugin import EconomyContext, Market, Participant, Phase, Refund
-from agents.roles import seller, user, validator
+from agents.roles import seller, selling, user, validator
 from agents.roles.seller import BuildModels, ModelOffer
 from marketplace.chain import ChannelsClient, ModelRegistryClient
 from marketplace.chain.deploy import STAKING_CONFIG
@@ -155,7 +155,7 @@ class InferenceMarket(Market):
             for name in ctx.names(seller.ROLE):
                 if not ctx.alive(name):
                     continue
-                claimed = await ctx.call(name, seller.CLAIM, Empty())
+                claimed = await ctx.call(name, selling.CLAIM, Empty())
                 for pairs, gas in claimed.claims:  # threshold claims made during the run, then this one
                     amount = sum(a for _, a in pairs)
                     ctx.ledger.claims.append({"seller": name, "channels": len(pairs), "amount": amount, "gas": gas})

@@ -79,6 +79,8 @@ class RoleParts:
     settlement: Settlement
     control: Control
     options: RoleOptions
+    offerings: Callable[[], list[Offering]] = list
+    """What the agent's registry card offers, read when the card is published."""
 
 
 def role_parts(
@@ -86,7 +88,6 @@ def role_parts(
     settings: AgentSettings,
     deps: AgentDeps,
     options: RoleOptions,
-    offerings: Callable[[], list[Offering]] = list,
 ) -> RoleParts:
     """Build the agent and the parts every role has: settlement, control (clock, gas, card, stake commands)."""
     wallet = deps.wallet or (Wallet.from_seed(settings.seed) if settings.seed else Wallet.generate())
@@ -119,7 +120,7 @@ def role_parts(
             role=role,
             name=settings.name,
             endpoints=[agent.endpoint],
-            offerings=offerings(),
+            offerings=parts.offerings(),
             owner=wallet.eth_address,
         )
         await settlement.require_registry().publish(card)  # register, or update a card listed before
@@ -142,4 +143,5 @@ def role_parts(
 
     agent.on_event("shutdown")(close)
 
-    return RoleParts(agent, settlement, control, options)
+    parts = RoleParts(agent, settlement, control, options)
+    return parts

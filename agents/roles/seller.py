@@ -12,16 +12,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agents.base import AgentDeps, AgoraAgent
-from agents.capabilities.catalogue import CataloguePricing, ModelCatalogue, TrainingTerms
+from agents.capabilities.catalogue import TrainingTerms
 from agents.capabilities.control import Command, Empty
 from agents.capabilities.escrow import EscrowProvider
 from agents.capabilities.inference import Attester, InferenceProvider
 from agents.capabilities.kit import compose
-from agents.capabilities.negotiation import NegotiationSeller
-from agents.capabilities.payment import ChannelPayee
-from agents.mods import Rejected
 from agents.offload import offload
 from agents.roles.base import RoleOptions, role_parts
+from agents.roles.selling import sell_catalogue
 from agents.settings import AgentSettings
 from marketplace.ml import (
     ModelKind,
@@ -32,8 +30,6 @@ from marketplace.ml import (
     split,
     train_base_model,
 )
-from protocols.cards import Offering
-from protocols.errors import ErrorCode
 
 ROLE = "seller"
 
@@ -70,14 +66,7 @@ class BuildModels(BaseModel):
     world_seed: int
 
 
-class Claimed(BaseModel):
-    """Every claimMany this seller sent: (channel id, amount) pairs and the gas of each transaction."""
-
-    claims: list[tuple[list[tuple[int, int]], int]]
-
-
 BUILD_MODELS = Command("build_models", BuildModels, Empty)
-CLAIM = Command("claim", Empty, Claimed)
 
 
 def _seed(*parts: object) -> int:
@@ -87,39 +76,14 @@ def _seed(*parts: object) -> int:
 def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> AgoraAgent:
     """A model seller built from plain options (see SellerOptions)."""
     opts = SellerOptions.model_validate(options)
-    catalogue_ref: list[ModelCatalogue] = []
-
-    def offerings() -> list[Offering]:
-        entries = catalogue_ref[0].entries.values()
-        listed = [Offering(model_id=e.model_id, job_kind="inference", price_per_unit=e.price_per_call) for e in entries]
-        if opts.training_price is None:
-            return listed
-        return listed + [
-            Offering(model_id=e.model_id, job_kind="training", price_per_unit=opts.training_price, unit="job")
-            for e in entries
-            if e.kind == "recommender"
-        ]
-
-    parts = role_parts(ROLE, settings, deps, opts, offerings)
+    parts = role_parts(ROLE, settings, deps, opts)
     agent, settlement = parts.agent, parts.settlement
     terms = None
     if opts.training_price is not None:
         floor = opts.training_floor if opts.training_floor is not None else opts.training_price
         terms = TrainingTerms(opts.training_price, floor, opts.child_royalty_bps)
-    catalogue = ModelCatalogue(agent, settlement, terms)
-    catalogue_ref.append(catalogue)
-    negotiation = NegotiationSeller(agent, CataloguePricing(catalogue))
-
-    async def price_of(buyer: str, model_chain_id: int) -> int:
-        served = catalogue.by_chain_id(model_chain_id)
-        ids = {served.model_id, served.kind} if served else set()
-        deal = negotiation.agreed_price(buyer, "inference", ids)
-        if deal is None:
-            raise Rejected(ErrorCode.REJECTED, "no agreed inference price with this buyer for that model")
-        return deal.price // max(deal.units, 1)
-
-    payee = ChannelPayee(agent, settlement, price_of, opts.claim_threshold)
-    payee.accepts_model = lambda chain_id: catalogue.by_chain_id(chain_id) is not None
+    sale = sell_catalogue(parts, terms, opts.claim_threshold)
+    catalogue, payee = sale.catalogue, sale.payee
     provider = InferenceProvider(agent, catalogue, payee, opts.dishonest_rate, opts.seed)
     attester = Attester(agent, settlement, provider)
     training = EscrowProvider(agent, settlement, catalogue, opts.seed)
@@ -140,11 +104,5 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
             await catalogue.publish(offer.id, model, prices, parent=offer.parent, royalty_bps=offer.royalty_bps)
         return Empty()
 
-    async def claim(_: Empty) -> Claimed:
-        await payee.claim()
-        log = [([(c.channel_id, c.amount) for c in claims], gas) for claims, gas in payee.claim_log]
-        return Claimed(claims=log)
-
     parts.control.handle(BUILD_MODELS, build_models)
-    parts.control.handle(CLAIM, claim)
-    return compose(agent, parts.control, catalogue, negotiation, payee, provider, attester, training)
+    return compose(agent, parts.control, catalogue, sale.negotiation, payee, provider, attester, training)

@@ -13,7 +13,7 @@ import pytest
 from agents.base import AgoraAgent
 from agents.capabilities.control import Empty, call
 from agents.capabilities.inference import InferencePlan
-from agents.roles import seller, user
+from agents.roles import seller, selling, user
 from agents.roles.base import PUBLISH_CARD
 from agents.roles.seller import BuildModels, ModelOffer
 from marketplace.chain import ChainConnection, ChannelsClient, Lineage, ModelRegistryClient, TokenClient
@@ -53,7 +53,7 @@ def code_lines(path: Path) -> int:
 
 
 def test_example_isSmall() -> None:
-    assert code_lines(EXAMPLE) <= 80
+    assert code_lines(EXAMPLE) <= 60
 
 
 async def _channels_from(conn: ChainConnection, sender: str) -> list[int]:
@@ -108,8 +108,8 @@ async def test_reseller_resellsUpstreamCallsWithMarkup(
     assert outcome.negotiated_prices == [RESALE]
     assert outcome.spent == RESALE * CALLS
 
-    await call(operator, middle.address, seller.CLAIM, Empty())
-    await call(operator, upstream.address, seller.CLAIM, Empty())
+    await call(operator, middle.address, selling.CLAIM, Empty())
+    await call(operator, upstream.address, selling.CLAIM, Empty())
 
     channels, models = ChannelsClient(conn), ModelRegistryClient(conn)
     (sold,) = [await channels.get_channel(c) for c in outcome.channels]

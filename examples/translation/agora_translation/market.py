@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.capabilities.control import Empty
 from agents.markets.plugin import EconomyContext, Market, Participant, Phase, Refund
-from agents.roles.seller import CLAIM
+from agents.roles.selling import CLAIM
 from agents.roles.user import REFUND_CHANNELS
 from agora_translation.roles import CLIENT, MODEL_ID, TRANSLATE, TRANSLATOR, TranslationOrder, translate
 

@@ -19,7 +19,7 @@ from agents.capabilities.kit import Capability, Handlers, compose
 from agents.capabilities.negotiation import NegotiationBuyer, NegotiationSeller
 from agents.capabilities.payment import ChannelPayee, ChannelPayer
 from agents.roles.base import RoleOptions, RoleParts, role_parts
-from agents.roles.seller import CLAIM, Claimed
+from agents.roles.selling import CLAIM, Claimed
 from agents.roles.user import REFUND_CHANNELS, Refunds
 from agora_translation.protocol import SPEC, TranslationRequest, TranslationResult
 from protocols.cards import Offering
@@ -90,7 +90,8 @@ def translator(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]
     """A translator built from plain options (see TranslatorOptions)."""
     opts = TranslatorOptions.model_validate(options)
     offering = Offering(model_id=MODEL_ID, job_kind=JOB_KIND, price_per_unit=opts.price_per_call)
-    parts = role_parts(TRANSLATOR, settings, deps, opts, lambda: [offering])
+    parts = role_parts(TRANSLATOR, settings, deps, opts)
+    parts.offerings = lambda: [offering]
     agent, settlement = parts.agent, parts.settlement
     selling = NegotiationSeller(agent, UnitPricing(opts.price_per_call, opts.floor, frozenset({MODEL_ID})))
 
