@@ -16,6 +16,10 @@ import {RoyaltyMath} from "./libraries/RoyaltyMath.sol";
 ///         model lineage's royalties and the provider, and writes the provider's paid receipt.
 /// @dev Every path that moves tokens sets the final status before transferring and is guarded
 ///      by nonReentrant. Tokens held always equal the budgets of Funded and Submitted jobs.
+///      A submission moves the deadline to at least submission + evaluationWindow, so the client
+///      cannot expire a delivered job before its evaluator had that long to judge it; after that a
+///      refund is open again, so escrow never sticks with an absent evaluator. The client cannot
+///      be its job's evaluator (it would judge the work it pays for).
 contract JobEscrow is IJobEscrow, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -23,10 +27,16 @@ contract JobEscrow is IJobEscrow, ReentrancyGuardTransient {
     uint256 public constant MAX_EVALUATOR_FEE_BPS = 2_000;
     uint8 private constant MAX_SCORE = 100;
 
+    /// @notice The settlement token (AGT).
     IERC20 public immutable token;
+    /// @notice Lineage and royalty splits.
     IModelRegistry public immutable models;
+    /// @notice Receipt-backed reputation.
     IAgentRegistry public immutable agents;
+    /// @notice Decides who may act as evaluator.
     IValidatorStaking public immutable staking;
+    /// @notice How long after a submission the client cannot expire the job.
+    uint64 public immutable evaluationWindow;
 
     uint256 private _count;
     mapping(uint256 jobId => Job) private _jobs;
@@ -35,21 +45,31 @@ contract JobEscrow is IJobEscrow, ReentrancyGuardTransient {
     /// @param models_ Lineage and royalty splits.
     /// @param agents_ Receipt-backed reputation (this contract must be a recorder there).
     /// @param staking_ Decides who may act as evaluator.
-    constructor(IERC20 token_, IModelRegistry models_, IAgentRegistry agents_, IValidatorStaking staking_) {
+    /// @param evaluationWindow_ How long after a submission the client cannot expire the job.
+    constructor(
+        IERC20 token_,
+        IModelRegistry models_,
+        IAgentRegistry agents_,
+        IValidatorStaking staking_,
+        uint64 evaluationWindow_
+    ) {
         if (
             address(token_) == address(0) || address(models_) == address(0) || address(agents_) == address(0)
                 || address(staking_) == address(0)
         ) revert ZeroAddress();
+        if (evaluationWindow_ == 0) revert ZeroEvaluationWindow();
         token = token_;
         models = models_;
         agents = agents_;
         staking = staking_;
+        evaluationWindow = evaluationWindow_;
     }
 
     /// @inheritdoc IJobEscrow
     function createJob(JobSpec calldata spec) external returns (uint256 jobId) {
         if (spec.provider == address(0) || spec.evaluator == address(0)) revert ZeroAddress();
         if (spec.evaluator == spec.provider) revert EvaluatorIsProvider();
+        if (spec.evaluator == msg.sender) revert EvaluatorIsClient();
         if (!staking.isValidator(spec.evaluator)) revert EvaluatorNotValidator(spec.evaluator);
         if (spec.deadline <= block.timestamp) revert InvalidDeadline(spec.deadline);
         if (spec.evaluatorFeeBps > MAX_EVALUATOR_FEE_BPS) revert FeeTooHigh(spec.evaluatorFeeBps);
@@ -97,9 +117,11 @@ contract JobEscrow is IJobEscrow, ReentrancyGuardTransient {
         Job storage job = _requireStatus(jobId, Status.Funded);
         if (msg.sender != job.provider) revert NotProvider(msg.sender);
         if (block.timestamp >= job.deadline) revert DeadlinePassed(job.deadline);
+        uint64 judgedBy = uint64(block.timestamp) + evaluationWindow;
+        if (judgedBy > job.deadline) job.deadline = judgedBy;
         job.status = Status.Submitted;
         job.deliverable = deliverable;
-        emit JobSubmitted(jobId, deliverable);
+        emit JobSubmitted(jobId, deliverable, job.deadline);
     }
 
     /// @inheritdoc IJobEscrow

@@ -15,8 +15,11 @@ import {IPaymentChannels} from "./interfaces/IPaymentChannels.sol";
 /// @notice Unidirectional micropayment channels settled with cumulative EIP-712 vouchers.
 /// @dev Vouchers carry the cumulative amount, so only the latest matters and a replayed or older
 ///      one can never pay twice. The sender cannot cancel delivered calls: the recipient may claim
-///      until the channel is refunded, and refunds wait for expiry. Claims first update every
-///      channel, then transfer (checks-effects-interactions), under nonReentrant.
+///      until the channel is refunded, and refunds wait for expiry, which is at least
+///      minChannelDuration after opening so a recipient always has time to claim. Claims first
+///      update every channel, then transfer (checks-effects-interactions), under nonReentrant.
+///      claimMany skips (ClaimSkipped) vouchers that can no longer pay: a channel refunded since,
+///      or a voucher already claimed; any other fault is the caller's and reverts the batch.
 ///      Tokens held always equal the sum of deposit - claimed over channels not closed.
 contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
@@ -27,9 +30,14 @@ contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
     ///         sender kept signing vouchers), and channels carry no separate quality judgement.
     uint8 public constant CLAIM_SCORE = 100;
 
+    /// @notice The settlement token (AGT).
     IERC20 public immutable token;
+    /// @notice Lineage and royalty splits.
     IModelRegistry public immutable models;
+    /// @notice Receipt-backed reputation.
     IAgentRegistry public immutable agents;
+    /// @notice Shortest time between opening a channel and its expiry.
+    uint64 public immutable minChannelDuration;
 
     uint256 private _count;
     mapping(uint256 channelId => Channel) private _channels;
@@ -38,10 +46,14 @@ contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
     /// @param token_ The settlement token (AGT).
     /// @param models_ Lineage and royalty splits.
     /// @param agents_ Receipt-backed reputation (this contract must be a recorder there).
-    constructor(IERC20 token_, IModelRegistry models_, IAgentRegistry agents_) EIP712("Agora PaymentChannels", "1") {
+    /// @param minChannelDuration_ Shortest time between opening a channel and its expiry.
+    constructor(IERC20 token_, IModelRegistry models_, IAgentRegistry agents_, uint64 minChannelDuration_)
+        EIP712("Agora PaymentChannels", "1")
+    {
         token = token_;
         models = models_;
         agents = agents_;
+        minChannelDuration = minChannelDuration_;
     }
 
     /// @inheritdoc IPaymentChannels
@@ -52,7 +64,8 @@ contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
     {
         if (recipient == address(0) || recipient == msg.sender) revert InvalidRecipient();
         if (deposit == 0) revert ZeroDeposit();
-        if (expiry <= block.timestamp) revert InvalidExpiry(expiry);
+        uint256 earliest = block.timestamp + minChannelDuration;
+        if (expiry < earliest || expiry <= block.timestamp) revert ExpiryTooSoon(expiry, earliest);
         if (modelId != 0 && modelId > models.modelCount()) revert UnknownModelId(modelId);
         channelId = ++_count;
         uint32 nonce = _senderNonces[msg.sender]++;
@@ -90,7 +103,7 @@ contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc IPaymentChannels
     function claim(Voucher calldata voucher, bytes calldata signature) external nonReentrant {
-        uint256 paid = _settle(voucher, signature);
+        uint256 paid = _settle(voucher, signature, false);
         uint256 own = _payLineage(_channels[voucher.channelId].modelId, paid);
         agents.recordReceipt(msg.sender, CLAIM_SCORE, paid, bytes32(voucher.channelId));
         if (own > 0) token.safeTransfer(msg.sender, own);
@@ -103,12 +116,13 @@ contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
         uint256[] memory paid = new uint256[](count);
         uint256 total = 0;
         for (uint256 i = 0; i < count; ++i) {
-            paid[i] = _settle(vouchers[i], signatures[i]);
+            paid[i] = _settle(vouchers[i], signatures[i], true);
             total += paid[i];
         }
+        if (total == 0) return; // every voucher was skipped: nothing paid, nothing to record
         uint256 own = 0;
         for (uint256 i = 0; i < count; ++i) {
-            own += _payLineage(_channels[vouchers[i].channelId].modelId, paid[i]);
+            if (paid[i] > 0) own += _payLineage(_channels[vouchers[i].channelId].modelId, paid[i]);
         }
         agents.recordReceipt(msg.sender, CLAIM_SCORE, total, keccak256(abi.encode(vouchers)));
         if (own > 0) token.safeTransfer(msg.sender, own);
@@ -154,13 +168,26 @@ contract PaymentChannels is IPaymentChannels, EIP712, ReentrancyGuardTransient {
     }
 
     /// @dev Checks a voucher against its channel and books it; returns the newly owed amount.
-    function _settle(Voucher calldata voucher, bytes calldata signature) private returns (uint256 paid) {
+    ///      With `skipSpent`, a closed channel or a voucher that adds nothing is skipped (0 paid,
+    ///      ClaimSkipped) instead of reverting: both can happen after the recipient got the voucher.
+    function _settle(Voucher calldata voucher, bytes calldata signature, bool skipSpent)
+        private
+        returns (uint256 paid)
+    {
         Channel storage ch = _requireChannel(voucher.channelId);
         if (ch.recipient != msg.sender) revert NotChannelRecipient(msg.sender);
-        if (ch.closed) revert ChannelIsClosed(voucher.channelId);
+        if (ch.closed) {
+            if (!skipSpent) revert ChannelIsClosed(voucher.channelId);
+            emit ClaimSkipped(voucher.channelId, SkipReason.Closed);
+            return 0;
+        }
         if (voucher.nonce != ch.nonce) revert VoucherNonceMismatch(ch.nonce, voucher.nonce);
         uint256 claimed = ch.claimed;
-        if (voucher.amount <= claimed) revert VoucherNotIncreasing(claimed, voucher.amount);
+        if (voucher.amount <= claimed) {
+            if (!skipSpent) revert VoucherNotIncreasing(claimed, voucher.amount);
+            emit ClaimSkipped(voucher.channelId, SkipReason.AlreadyClaimed);
+            return 0;
+        }
         if (voucher.amount > ch.deposit) revert VoucherExceedsDeposit(ch.deposit, voucher.amount);
         if (recoverVoucherSigner(voucher, signature) != ch.sender) revert InvalidVoucherSignature(voucher.channelId);
         paid = voucher.amount - claimed;

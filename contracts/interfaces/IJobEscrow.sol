@@ -18,7 +18,8 @@ interface IJobEscrow {
 
     /// @notice One job.
     /// @param client Who pays.
-    /// @param deadline After this time the job can be expired and refunded.
+    /// @param deadline After this time the job can be expired and refunded; a submission moves it
+    ///        to at least submission time + evaluationWindow.
     /// @param status Lifecycle state.
     /// @param evaluatorFeeBps Evaluator's fee in basis points of the budget, paid on completion.
     /// @param provider Who does the work.
@@ -44,7 +45,7 @@ interface IJobEscrow {
 
     /// @notice What a client fixes when creating a job.
     /// @param provider Who does the work.
-    /// @param evaluator An active validator (not the provider).
+    /// @param evaluator An active validator (neither the provider nor the client).
     /// @param deadline Expiry time (must be in the future).
     /// @param budget Initial price (may be changed with setBudget while Open).
     /// @param modelId The model whose lineage earns royalties (0 for none).
@@ -89,7 +90,9 @@ interface IJobEscrow {
     /// @notice The provider submitted the deliverable (Submitted).
     /// @param jobId The job.
     /// @param deliverable Hash of the artifact.
-    event JobSubmitted(uint256 indexed jobId, bytes32 deliverable);
+    /// @param deadline The job's deadline now: no refund before it, so the evaluator has at least
+    ///        evaluationWindow to judge.
+    event JobSubmitted(uint256 indexed jobId, bytes32 deliverable, uint64 deadline);
 
     /// @notice The evaluator accepted the work and the budget was paid out (Completed).
     /// @param jobId The job.
@@ -174,6 +177,12 @@ interface IJobEscrow {
     /// @notice The evaluator may not be the provider.
     error EvaluatorIsProvider();
 
+    /// @notice The evaluator may not be the client.
+    error EvaluatorIsClient();
+
+    /// @notice The evaluation window must be longer than zero.
+    error ZeroEvaluationWindow();
+
     /// @notice The evaluator fee exceeds MAX_EVALUATOR_FEE_BPS.
     /// @param feeBps The fee given.
     error FeeTooHigh(uint256 feeBps);
@@ -201,7 +210,8 @@ interface IJobEscrow {
     /// @param expectedBudget Must equal the budget, guarding against a price changed meanwhile.
     function fund(uint256 jobId, uint256 expectedBudget) external;
 
-    /// @notice Submit the deliverable (provider only, Funded, before the deadline).
+    /// @notice Submit the deliverable (provider only, Funded, before the deadline); moves the
+    ///         deadline to at least now + evaluationWindow.
     /// @param jobId The job.
     /// @param deliverable Hash of the artifact and metrics.
     function submit(uint256 jobId, bytes32 deliverable) external;
@@ -220,7 +230,8 @@ interface IJobEscrow {
     function reject(uint256 jobId, bytes32 reason) external;
 
     /// @notice After the deadline, expire an Open, Funded or Submitted job and refund the client.
-    ///         Anyone may call.
+    ///         Anyone may call. For a Submitted job the deadline is at least submission +
+    ///         evaluationWindow, so the refund cannot front-run the evaluator's verdict.
     /// @param jobId The job.
     function claimRefund(uint256 jobId) external;
 

@@ -29,6 +29,12 @@ interface IPaymentChannels {
         bool closed;
     }
 
+    /// @notice Why claimMany passed over a voucher.
+    enum SkipReason {
+        Closed,
+        AlreadyClaimed
+    }
+
     /// @notice A signed promise: "channel `channelId` owes its recipient `amount` in total".
     /// @param channelId The channel.
     /// @param nonce The channel's nonce.
@@ -73,6 +79,11 @@ interface IPaymentChannels {
     /// @param cumulative The voucher's cumulative amount.
     event ChannelClaimed(uint256 indexed channelId, address indexed recipient, uint256 amount, uint256 cumulative);
 
+    /// @notice claimMany passed over a voucher that can no longer pay (the rest of the batch settled).
+    /// @param channelId The channel.
+    /// @param reason Closed: refunded since; AlreadyClaimed: its amount is not above what was claimed.
+    event ClaimSkipped(uint256 indexed channelId, SkipReason reason);
+
     /// @notice The sender got the unclaimed rest back; the channel is closed.
     /// @param channelId The channel.
     /// @param sender The sender.
@@ -99,9 +110,14 @@ interface IPaymentChannels {
     /// @param expiry Its expiry.
     error ChannelNotExpired(uint64 expiry);
 
-    /// @notice The expiry is not later than now (open) or than the current expiry (extend).
+    /// @notice The new expiry is not later than the current one (extend).
     /// @param expiry The expiry given.
     error InvalidExpiry(uint64 expiry);
+
+    /// @notice A channel must stay open at least minChannelDuration (open).
+    /// @param expiry The expiry given.
+    /// @param earliest The earliest expiry accepted now.
+    error ExpiryTooSoon(uint64 expiry, uint256 earliest);
 
     /// @notice A deposit or top-up of zero.
     error ZeroDeposit();
@@ -138,7 +154,7 @@ interface IPaymentChannels {
     /// @notice Open a channel to `recipient`, depositing `deposit` from the caller.
     /// @param recipient Who may claim.
     /// @param deposit Amount in token base units.
-    /// @param expiry When the sender may start refunding.
+    /// @param expiry When the sender may start refunding (at least minChannelDuration from now).
     /// @param modelId The model served over the channel (0 for none).
     /// @return channelId The new channel id (ids start at 1).
     function openChannel(address recipient, uint256 deposit, uint64 expiry, uint256 modelId)
@@ -162,7 +178,9 @@ interface IPaymentChannels {
     function claim(Voucher calldata voucher, bytes calldata signature) external;
 
     /// @notice Claim vouchers of several channels, all with the caller as recipient, in one
-    ///         transaction (one transfer for the recipient's total, one receipt).
+    ///         transaction (one transfer for the recipient's total, one receipt). A voucher of a
+    ///         channel refunded since, or one not above what was claimed, is skipped (ClaimSkipped);
+    ///         any other invalid voucher (signature, nonce, deposit, recipient) reverts the batch.
     /// @param vouchers The vouchers.
     /// @param signatures The sender signatures, index by index.
     function claimMany(Voucher[] calldata vouchers, bytes[] calldata signatures) external;

@@ -2,15 +2,33 @@
 
 from marketplace.chain.agent_registry import AgentRecord, AgentRegistryClient, AgentRole, Reputation
 from marketplace.chain.base import ContractClient, MissingEvent
-from marketplace.chain.channels import Channel, ChannelClaimed, ChannelOpened, ChannelRefunded, ChannelsClient
+from marketplace.chain.channels import (
+    Channel,
+    ChannelClaimed,
+    ChannelOpened,
+    ChannelRefunded,
+    ChannelsClient,
+    ClaimBatch,
+    ClaimSkipped,
+    SkipReason,
+)
 from marketplace.chain.client import ChainConnection, ChainError, ContractRevert, GasMeter, TransactionFailed
-from marketplace.chain.deploy import DeployError, DeploySettings, StakingConfig, deploy
+from marketplace.chain.deploy import ChannelsConfig, DeployError, DeploySettings, EscrowConfig, StakingConfig, deploy
 from marketplace.chain.escrow import EscrowClient, Job, JobSpec, JobStatus
 from marketplace.chain.local import LocalChain, dev_account, local_chain
 from marketplace.chain.manifest import Deployment
 from marketplace.chain.models import Lineage, ModelInfo, ModelRegistryClient, ModelSpec, Payout
 from marketplace.chain.node import AnvilNode, NodeError
-from marketplace.chain.staking import Dispute, StakeInfo, StakingClient
+from marketplace.chain.staking import (
+    AttestationInfo,
+    Ballot,
+    Committee,
+    CommitteeSeat,
+    Dispute,
+    DisputeResolved,
+    StakeInfo,
+    StakingClient,
+)
 from marketplace.chain.token import TokenClient
 from marketplace.chain.vouchers import (
     SignedVoucher,
@@ -27,6 +45,8 @@ __all__ = [
     "AgentRegistryClient",
     "AgentRole",
     "AnvilNode",
+    "AttestationInfo",
+    "Ballot",
     "ChainConnection",
     "ChainError",
     "Channel",
@@ -34,13 +54,20 @@ __all__ = [
     "ChannelOpened",
     "ChannelRefunded",
     "ChannelsClient",
+    "ChannelsConfig",
+    "ClaimBatch",
+    "ClaimSkipped",
+    "Committee",
+    "CommitteeSeat",
     "ContractClient",
     "ContractRevert",
     "DeployError",
     "DeploySettings",
     "Deployment",
     "Dispute",
+    "DisputeResolved",
     "EscrowClient",
+    "EscrowConfig",
     "GasMeter",
     "Job",
     "JobSpec",
@@ -55,6 +82,7 @@ __all__ = [
     "Payout",
     "Reputation",
     "SignedVoucher",
+    "SkipReason",
     "StakeInfo",
     "StakingClient",
     "StakingConfig",

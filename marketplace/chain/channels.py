@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 
 from eth_account.signers.local import LocalAccount
 
@@ -53,6 +54,36 @@ class ChannelClaimed:
     cumulative: int
 
 
+class SkipReason(IntEnum):
+    """Why claimMany passed over a voucher, as the contract's SkipReason enum."""
+
+    CLOSED = 0
+    """The channel was refunded (closed) since the voucher was signed."""
+    ALREADY_CLAIMED = 1
+    """The voucher's amount is not above what the channel already paid."""
+
+
+@dataclass(frozen=True)
+class ClaimSkipped:
+    """A ClaimSkipped event: a voucher in a claimMany batch that could no longer pay."""
+
+    channel_id: int
+    reason: SkipReason
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    """What one claimMany settled: the vouchers paid and the ones passed over."""
+
+    claimed: tuple[ChannelClaimed, ...]
+    skipped: tuple[ClaimSkipped, ...]
+
+    @property
+    def amount(self) -> int:
+        """Total newly paid by the batch (before royalties)."""
+        return sum(c.amount for c in self.claimed)
+
+
 @dataclass(frozen=True)
 class ChannelRefunded:
     """A ChannelRefunded event: the channel closed and `amount` went back to the sender."""
@@ -73,7 +104,10 @@ class ChannelsClient(ContractClient):
         return VoucherDomain(self.conn.deployment.chain_id, self.address)
 
     async def open_channel(self, recipient: str, deposit: int, expiry: int, model_id: int = 0) -> ChannelOpened:
-        """Open a channel from this signer (needs a token allowance for the contract)."""
+        """Open a channel from this signer (needs a token allowance for the contract).
+
+        `expiry` must be at least `min_channel_duration()` after the opening block's time.
+        """
         fn = self.contract.functions.openChannel(self._cs(recipient), deposit, expiry, model_id)
         return self._one(
             await self._send(fn),
@@ -105,9 +139,19 @@ class ChannelsClient(ContractClient):
         return self._one(await self._send(fn), "ChannelClaimed", _claimed)
 
     async def claim_many(self, signed: Sequence[SignedVoucher]) -> list[ChannelClaimed]:
-        """Claim vouchers of several channels in one transaction (recipient of all of them)."""
+        """Claim vouchers of several channels in one transaction (recipient of all of them).
+
+        Returns the claims paid; vouchers of channels refunded since, or already claimed, are skipped
+        (see `claim_batch` for which).
+        """
+        return list((await self.claim_batch(signed)).claimed)
+
+    async def claim_batch(self, signed: Sequence[SignedVoucher]) -> ClaimBatch:
+        """Claim vouchers of several channels in one transaction; reports the paid and the skipped ones."""
         fn = self.contract.functions.claimMany([s.voucher.as_tuple() for s in signed], [s.signature for s in signed])
-        return self._decode(await self._send(fn), "ChannelClaimed", _claimed)
+        receipt = await self._send(fn)
+        skipped = self._decode(receipt, "ClaimSkipped", lambda a: ClaimSkipped(a["channelId"], SkipReason(a["reason"])))
+        return ClaimBatch(tuple(self._decode(receipt, "ChannelClaimed", _claimed)), tuple(skipped))
 
     async def refund(self, channel_id: int) -> ChannelRefunded:
         """Close an expired channel and return the unclaimed rest to its sender (anyone)."""
@@ -122,6 +166,11 @@ class ChannelsClient(ContractClient):
             self.contract.functions.getChannel(channel_id)
         )
         return Channel(channel_id, str(sender), str(recipient), expiry, nonce, deposit, claimed, model_id, closed)
+
+    async def min_channel_duration(self) -> int:
+        """Shortest time (seconds) from opening a channel to its expiry that the contract accepts."""
+        value: int = await self.conn.call(self.contract.functions.minChannelDuration())
+        return value
 
     async def channel_count(self) -> int:
         """Number of channels opened (the highest id)."""

@@ -31,10 +31,44 @@ class StakingConfig:
 
     min_stake: int = 100 * 10**18
     unbonding_period: int = 7 * 24 * 3600
+    attestation_window: int = 2 * 24 * 3600
+    """How long after an attestation a dispute may open against it (longer than dispute_window, so a
+    second challenger may still dispute once a first dispute has resolved)."""
     dispute_window: int = 24 * 3600
-    """Must be shorter than unbonding_period, so voters stay slashable until resolution."""
+    """How long a dispute's committee may vote; attestation_window + dispute_window must be shorter
+    than unbonding_period, so everyone involved stays slashable until resolution."""
     slash_bps: int = 1_000
     treasury_bps: int = 2_000
+    committee_size: int = 3
+    """Validators drawn (stake-weighted, by a future blockhash) to decide each dispute."""
+
+    def as_tuple(self) -> tuple[int, int, int, int, int, int, int]:
+        """The constructor's Config struct, field by field."""
+        return (
+            self.min_stake,
+            self.unbonding_period,
+            self.attestation_window,
+            self.dispute_window,
+            self.slash_bps,
+            self.treasury_bps,
+            self.committee_size,
+        )
+
+
+@dataclass(frozen=True)
+class ChannelsConfig:
+    """PaymentChannels tunables fixed at deployment (seconds)."""
+
+    min_channel_duration: int = 1_800
+    """Shortest time from opening a channel to its expiry: a recipient always has this long to claim."""
+
+
+@dataclass(frozen=True)
+class EscrowConfig:
+    """JobEscrow tunables fixed at deployment (seconds)."""
+
+    evaluation_window: int = 24 * 3600
+    """After a submission, how long the client cannot expire the job (the evaluator's time to judge)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +105,10 @@ def _deploy_token(ctx: DeployContext) -> Any:
 
 STAKING_CONFIG = StakingConfig()
 """ValidatorStaking tunables used by `agora chain up` and local_chain()."""
+CHANNELS_CONFIG = ChannelsConfig()
+"""PaymentChannels tunables used by `agora chain up` and local_chain()."""
+ESCROW_CONFIG = EscrowConfig()
+"""JobEscrow tunables used by `agora chain up` and local_chain()."""
 
 
 def _deploy_agent_registry(ctx: DeployContext) -> Any:
@@ -82,12 +120,8 @@ def _deploy_model_registry(ctx: DeployContext) -> Any:
 
 
 def _deploy_staking(ctx: DeployContext) -> Any:
-    config = STAKING_CONFIG
     return ctx.deployer.deploy(
-        ctx.project.ValidatorStaking,
-        ctx.deployed["AgoraToken"].address,
-        ctx.treasury,
-        (config.min_stake, config.unbonding_period, config.dispute_window, config.slash_bps, config.treasury_bps),
+        ctx.project.ValidatorStaking, ctx.deployed["AgoraToken"].address, ctx.treasury, STAKING_CONFIG.as_tuple()
     )
 
 
@@ -98,6 +132,7 @@ def _deploy_escrow(ctx: DeployContext) -> Any:
         ctx.deployed["ModelRegistry"].address,
         ctx.deployed["AgentRegistry"].address,
         ctx.deployed["ValidatorStaking"].address,
+        ESCROW_CONFIG.evaluation_window,
     )
     # Reputation is receipt-backed: only settlement contracts may write it.
     ctx.deployed["AgentRegistry"].setRecorder(escrow.address, True, sender=ctx.deployer)
@@ -110,6 +145,7 @@ def _deploy_channels(ctx: DeployContext) -> Any:
         ctx.deployed["AgoraToken"].address,
         ctx.deployed["ModelRegistry"].address,
         ctx.deployed["AgentRegistry"].address,
+        CHANNELS_CONFIG.min_channel_duration,
     )
     ctx.deployed["AgentRegistry"].setRecorder(channels.address, True, sender=ctx.deployer)
     return channels

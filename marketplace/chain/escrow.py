@@ -80,6 +80,8 @@ class JobSubmitted:
 
     job_id: int
     deliverable: bytes
+    deadline: int
+    """The job's deadline after submission: no refund before it (at least submission + evaluation window)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class EscrowClient(ContractClient):
     contract_name = "JobEscrow"
 
     async def create_job(self, spec: JobSpec) -> JobCreated:
-        """Create an Open job with this signer as client."""
+        """Create an Open job with this signer as client (the evaluator may be neither client nor provider)."""
         raw = (
             self._cs(spec.provider),
             self._cs(spec.evaluator),
@@ -145,9 +147,11 @@ class EscrowClient(ContractClient):
         return self._one(receipt, "JobFunded", lambda a: JobFunded(a["jobId"], a["amount"]))
 
     async def submit(self, job_id: int, deliverable: bytes) -> JobSubmitted:
-        """Submit the deliverable hash (provider)."""
+        """Submit the deliverable hash (provider); the deadline moves to at least now + the evaluation window."""
         receipt = await self._send(self.contract.functions.submit(job_id, deliverable))
-        return self._one(receipt, "JobSubmitted", lambda a: JobSubmitted(a["jobId"], bytes(a["deliverable"])))
+        return self._one(
+            receipt, "JobSubmitted", lambda a: JobSubmitted(a["jobId"], bytes(a["deliverable"]), a["deadline"])
+        )
 
     async def complete(self, job_id: int, reason: bytes, score: int) -> JobCompleted:
         """Accept the work and pay out (evaluator)."""
@@ -162,7 +166,10 @@ class EscrowClient(ContractClient):
         )
 
     async def claim_refund(self, job_id: int) -> JobExpired:
-        """Expire a job after its deadline and refund the client (anyone)."""
+        """Expire a job after its deadline and refund the client (anyone).
+
+        A submitted job's deadline is at least its submission + the evaluation window.
+        """
         receipt = await self._send(self.contract.functions.claimRefund(job_id))
         return self._one(receipt, "JobExpired", lambda a: JobExpired(a["jobId"], a["refunded"]))
 
@@ -184,6 +191,11 @@ class EscrowClient(ContractClient):
             bytes(deliverable),
             bytes(reason),
         )
+
+    async def evaluation_window(self) -> int:
+        """Seconds after a submission during which the client cannot expire the job."""
+        value: int = await self.conn.call(self.contract.functions.evaluationWindow())
+        return value
 
     async def job_count(self) -> int:
         """Number of jobs created (the highest id)."""

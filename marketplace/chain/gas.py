@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
+from web3.types import RPCEndpoint
 
 from marketplace.chain.channels import ChannelsClient
 from marketplace.chain.client import ChainConnection
@@ -28,14 +29,15 @@ class Cast:
     evaluator: LocalAccount
     creators: tuple[LocalAccount, LocalAccount, LocalAccount]
     conns: dict[str, ChainConnection]
-    """One connection per account, so each signer has one nonce tracker."""
+    """One connection per dev account (the cast and any other staker a committee may draw), so each signer
+    has one nonce tracker."""
 
     def on(self, account: LocalAccount) -> ChainConnection:
         """The connection signing as `account`."""
         return self.conns[account.address]
 
 
-def _gas(client: ChannelsClient | EscrowClient | ModelRegistryClient) -> int:
+def _gas(client: ChannelsClient | EscrowClient | ModelRegistryClient | StakingClient) -> int:
     if client.last_receipt is None:
         raise ValueError(f"{client.contract_name} client has sent no transaction yet")
     return int(client.last_receipt["gasUsed"])
@@ -44,7 +46,7 @@ def _gas(client: ChannelsClient | EscrowClient | ModelRegistryClient) -> int:
 async def prepare(conn: ChainConnection, chain: LocalChain) -> Cast:
     """Fund and approve the cast from the treasury and stake the evaluator (deterministic state)."""
     a = chain.accounts
-    cast = Cast(a[1], a[2], a[3], (a[4], a[5], a[6]), {x.address: conn.with_account(x) for x in a[1:7]})
+    cast = Cast(a[1], a[2], a[3], (a[4], a[5], a[6]), {x.address: conn.with_account(x) for x in a[1:]})
     treasury = TokenClient(conn)
     for account in (cast.buyer, cast.seller, cast.evaluator, *cast.creators):
         await treasury.transfer(account.address, 1_000_000 * AGT)
@@ -111,6 +113,43 @@ async def hot_paths(cast: Cast) -> dict[str, int]:
         await provider.submit(job_id, b"\x01" * 32)
         await evaluator.complete(job_id, b"\x02" * 32, 90)
         figures[f"{label}_complete"] = _gas(evaluator)
+    figures.update(await dispute_paths(cast))
+    return figures
+
+
+async def dispute_paths(cast: Cast) -> dict[str, int]:
+    """gasUsed of one committee dispute: the seller's attestation is challenged by the evaluator, a committee of
+    three is drawn from the other stakers (at least the buyer and two creators, 1,000 AGT each) and votes against
+    it, and the seller is slashed."""
+    figures: dict[str, int] = {}
+    for i, account in enumerate((cast.buyer, cast.seller, *cast.creators[:2])):
+        staker = StakingClient(cast.on(account))
+        await staker.stake(1_000 * AGT)
+        if i == 0:
+            figures["staking_stake_joins_set"] = _gas(staker)
+    task, honest, wrong = b"\x0a" * 32, b"\x0b" * 32, b"\x0c" * 32
+    seller = StakingClient(cast.on(cast.seller))
+    challenger = StakingClient(cast.on(cast.evaluator))
+    await seller.attest(task, wrong)
+    figures["staking_attest"] = _gas(seller)
+    await challenger.attest(task, honest)
+    dispute_id = (await challenger.open_dispute(task, cast.seller.address, honest)).dispute_id
+    figures["staking_open_dispute"] = _gas(challenger)
+    committee = await challenger.draw_committee(dispute_id)
+    if committee is None or len(committee.members) != 3:
+        raise RuntimeError(f"expected a committee of three, drew {committee}")
+    figures["staking_draw_committee_3"] = _gas(challenger)
+    for i, member in enumerate(committee.members):
+        voter = StakingClient(cast.conns[member])
+        await voter.vote(dispute_id, honest)
+        if i == 0:
+            figures["staking_vote_first"] = _gas(voter)
+    window = await challenger.dispute_window()
+    provider = challenger.conn.w3.provider
+    await provider.make_request(RPCEndpoint("evm_increaseTime"), [window])
+    await provider.make_request(RPCEndpoint("evm_mine"), [])
+    await challenger.resolve(dispute_id)
+    figures["staking_resolve_3_members"] = _gas(challenger)
     return figures
 
 

@@ -54,6 +54,10 @@ class LocalChain:
         rpc_call(self.rpc_url, "evm_increaseTime", [seconds])
         rpc_call(self.rpc_url, "evm_mine")
 
+    def mine(self, blocks: int = 1) -> None:
+        """Mine empty blocks (e.g. so a dispute's seed block exists, or falls out of the last 256)."""
+        rpc_call(self.rpc_url, "anvil_mine", [hex(blocks)])
+
 
 @contextmanager
 def local_chain(accounts: int = 10, port: int | None = None) -> Iterator[LocalChain]:

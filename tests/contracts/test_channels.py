@@ -8,11 +8,13 @@ from eth_account import Account
 from marketplace.chain import (
     AgentRegistryClient,
     ChainConnection,
+    ClaimSkipped,
     Lineage,
     LocalChain,
     ModelSpec,
     Reputation,
     SignedVoucher,
+    SkipReason,
     Voucher,
     VoucherDomain,
     recover_voucher_signer,
@@ -20,6 +22,7 @@ from marketplace.chain import (
     verify_voucher,
     voucher_digest,
 )
+from marketplace.chain.deploy import CHANNELS_CONFIG
 from tests.contracts.conftest import AGT, Actors, block_time, clients_for, expect_revert
 
 pytestmark = pytest.mark.chain
@@ -68,7 +71,17 @@ async def test_openChannel_revertsOnSelfRecipient(conn: ChainConnection, actors:
 
 async def test_openChannel_revertsOnPastExpiry(conn: ChainConnection, actors: Actors) -> None:
     alice = clients_for(conn, actors.alice)
-    await expect_revert("InvalidExpiry", alice.channels.open_channel(actors.bob.address, DEPOSIT, 1))
+    error = await expect_revert("ExpiryTooSoon", alice.channels.open_channel(actors.bob.address, DEPOSIT, 1))
+    assert error.args_values[0] == 1
+
+
+async def test_openChannel_revertsOnExpiryBeforeMinimumDuration(conn: ChainConnection, actors: Actors) -> None:
+    alice = clients_for(conn, actors.alice)
+    expiry = await block_time(conn) + CHANNELS_CONFIG.min_channel_duration - 60
+    error = await expect_revert("ExpiryTooSoon", alice.channels.open_channel(actors.bob.address, DEPOSIT, expiry))
+    assert error.args_values[0] == expiry
+    assert error.args_values[1] > expiry
+    assert await alice.channels.min_channel_duration() == CHANNELS_CONFIG.min_channel_duration
 
 
 async def test_openChannel_revertsOnUnknownModel(conn: ChainConnection, actors: Actors) -> None:
@@ -230,14 +243,68 @@ async def test_claimMany_revertsWholeBatchOnOneBadVoucher(conn: ChainConnection,
     assert (await bob.channels.get_channel(ids[0])).claimed == 0
 
 
+async def test_claimMany_revertsOnForeignSignature(conn: ChainConnection, actors: Actors) -> None:
+    alice, bob = clients_for(conn, actors.alice), clients_for(conn, actors.bob)
+    ids = [await _open(conn, actors) for _ in range(2)]
+    good = await alice.channels.sign(actors.alice, ids[0], AGT)
+    forged = await alice.channels.sign(actors.carol, ids[1], AGT)
+    error = await expect_revert("InvalidVoucherSignature", bob.channels.claim_many([good, forged]))
+    assert error.args_values == (ids[1],)
+
+
 async def test_claimMany_revertsOnEmptyBatch(conn: ChainConnection, actors: Actors) -> None:
     await expect_revert("BadBatch", clients_for(conn, actors.bob).channels.claim_many([]))
 
 
-async def test_claimMany_revertsOnDuplicateChannel(conn: ChainConnection, actors: Actors) -> None:
+async def test_claimMany_skipsDuplicateVoucher(conn: ChainConnection, actors: Actors) -> None:
     channel_id = await _open(conn, actors)
     voucher = await clients_for(conn, actors.alice).channels.sign(actors.alice, channel_id, AGT)
-    await expect_revert("VoucherNotIncreasing", clients_for(conn, actors.bob).channels.claim_many([voucher, voucher]))
+    batch = await clients_for(conn, actors.bob).channels.claim_batch([voucher, voucher])
+    assert [(c.channel_id, c.amount) for c in batch.claimed] == [(channel_id, AGT)]
+    assert batch.skipped == (ClaimSkipped(channel_id, SkipReason.ALREADY_CLAIMED),)
+
+
+async def test_claimMany_skipsRefundedChannelAndPaysTheRest(
+    chain: LocalChain, conn: ChainConnection, actors: Actors
+) -> None:
+    alice, bob = clients_for(conn, actors.alice), clients_for(conn, actors.bob)
+    refunded = await _open(conn, actors)
+    vouchers = [await alice.channels.sign(actors.alice, refunded, AGT)]
+    chain.increase_time(3600)
+    await alice.channels.refund(refunded)
+    live = await _open(conn, actors)
+    vouchers.append(await alice.channels.sign(actors.alice, live, 2 * AGT))
+    before = await bob.token.balance_of(actors.bob.address)
+    batch = await bob.channels.claim_batch(vouchers)
+    assert batch.skipped == (ClaimSkipped(refunded, SkipReason.CLOSED),)
+    assert [(c.channel_id, c.amount) for c in batch.claimed] == [(live, 2 * AGT)]
+    assert batch.amount == 2 * AGT
+    assert await bob.token.balance_of(actors.bob.address) == before + 2 * AGT
+    assert await AgentRegistryClient(conn).reputation(actors.bob.address) == Reputation(1, 2 * AGT, 10_000)
+
+
+async def test_claimMany_skipsVoucherAlreadyClaimedAlone(conn: ChainConnection, actors: Actors) -> None:
+    alice, bob = clients_for(conn, actors.alice), clients_for(conn, actors.bob)
+    ids = [await _open(conn, actors) for _ in range(2)]
+    first = await alice.channels.sign(actors.alice, ids[0], 3 * AGT)
+    await bob.channels.claim(first)
+    older = await alice.channels.sign(actors.alice, ids[0], 2 * AGT)
+    batch = await bob.channels.claim_batch([older, await alice.channels.sign(actors.alice, ids[1], AGT)])
+    assert batch.skipped == (ClaimSkipped(ids[0], SkipReason.ALREADY_CLAIMED),)
+    assert [c.channel_id for c in batch.claimed] == [ids[1]]
+    assert (await bob.channels.get_channel(ids[0])).claimed == 3 * AGT
+
+
+async def test_claimMany_recordsNoReceiptWhenEverythingSkipped(
+    chain: LocalChain, conn: ChainConnection, actors: Actors
+) -> None:
+    alice, bob = clients_for(conn, actors.alice), clients_for(conn, actors.bob)
+    channel_id = await _open(conn, actors)
+    voucher = await alice.channels.sign(actors.alice, channel_id, AGT)
+    chain.increase_time(3600)
+    await alice.channels.refund(channel_id)
+    assert await bob.channels.claim_many([voucher]) == []
+    assert await AgentRegistryClient(conn).reputation(actors.bob.address) == Reputation(0, 0, 0)
 
 
 async def test_refund_returnsUnclaimedRestToSender(chain: LocalChain, conn: ChainConnection, actors: Actors) -> None:

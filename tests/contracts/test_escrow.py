@@ -14,11 +14,13 @@ from marketplace.chain import (
     ModelSpec,
     Reputation,
 )
+from marketplace.chain.deploy import ESCROW_CONFIG
 from tests.contracts.conftest import AGT, Actors, Clients, block_time, clients_for, expect_revert
 
 pytestmark = pytest.mark.chain
 
 BUDGET = 100 * AGT
+WINDOW = ESCROW_CONFIG.evaluation_window
 DELIVERABLE = b"\x11" * 32
 REASON = b"\x22" * 32
 
@@ -60,6 +62,12 @@ async def test_createJob_revertsWhenEvaluatorIsProvider(conn: ChainConnection, a
     escrow = clients_for(conn, actors.alice).escrow
     spec = JobSpec(actors.val1.address, actors.val1.address, await block_time(conn) + 60, BUDGET)
     await expect_revert("EvaluatorIsProvider", escrow.create_job(spec))
+
+
+async def test_createJob_revertsWhenEvaluatorIsClient(conn: ChainConnection, actors: Actors) -> None:
+    escrow = clients_for(conn, actors.val1).escrow
+    spec = JobSpec(actors.bob.address, actors.val1.address, await block_time(conn) + 60, BUDGET)
+    await expect_revert("EvaluatorIsClient", escrow.create_job(spec))
 
 
 async def test_createJob_revertsOnZeroProvider(conn: ChainConnection, actors: Actors) -> None:
@@ -158,6 +166,24 @@ async def test_submit_recordsDeliverable(conn: ChainConnection, actors: Actors) 
     assert (job.status, job.deliverable) == (JobStatus.SUBMITTED, DELIVERABLE)
 
 
+async def test_submit_extendsDeadlineByEvaluationWindow(conn: ChainConnection, actors: Actors) -> None:
+    job_id = await _job(conn, actors)
+    alice, bob, _ = _roles(conn, actors)
+    await alice.escrow.fund(job_id, BUDGET)
+    submitted = await bob.escrow.submit(job_id, DELIVERABLE)
+    assert submitted.deadline == await block_time(conn) + WINDOW
+    assert (await bob.escrow.get_job(job_id)).deadline == submitted.deadline
+    assert await bob.escrow.evaluation_window() == WINDOW
+
+
+async def test_submit_keepsLaterDeadline(conn: ChainConnection, actors: Actors) -> None:
+    deadline = await block_time(conn) + 2 * WINDOW
+    job_id = await _job(conn, actors, deadline=deadline)
+    alice, bob, _ = _roles(conn, actors)
+    await alice.escrow.fund(job_id, BUDGET)
+    assert (await bob.escrow.submit(job_id, DELIVERABLE)).deadline == deadline
+
+
 async def test_submit_revertsForNonProvider(conn: ChainConnection, actors: Actors) -> None:
     job_id = await _job(conn, actors)
     alice, _, _ = _roles(conn, actors)
@@ -216,6 +242,15 @@ async def test_complete_routesRoyaltiesAlongLineage(conn: ChainConnection, actor
     assert (completed.royalties, completed.provider_amount) == (15 * AGT, 85 * AGT)
     assert await carol.token.balance_of(actors.carol.address) == carol_before + 10 * AGT
     assert await carol.token.balance_of(actors.dave.address) == dave_before + 5 * AGT
+
+
+async def test_complete_succeedsAfterOriginalDeadlineWithinEvaluationWindow(
+    chain: LocalChain, conn: ChainConnection, actors: Actors
+) -> None:
+    job_id = await _submitted(conn, actors)
+    chain.increase_time(3600)
+    completed = await clients_for(conn, actors.val1).escrow.complete(job_id, REASON, 70)
+    assert completed.provider_amount == 95 * AGT
 
 
 async def test_complete_revertsForNonEvaluator(conn: ChainConnection, actors: Actors) -> None:
@@ -297,10 +332,21 @@ async def test_claimRefund_expiresFundedJobForAnyone(chain: LocalChain, conn: Ch
     assert (await alice.escrow.get_job(job_id)).status is JobStatus.EXPIRED
 
 
-async def test_claimRefund_expiresSubmittedJob(chain: LocalChain, conn: ChainConnection, actors: Actors) -> None:
+async def test_claimRefund_expiresSubmittedJobAfterEvaluationWindow(
+    chain: LocalChain, conn: ChainConnection, actors: Actors
+) -> None:
     job_id = await _submitted(conn, actors)
-    chain.increase_time(3600)
+    chain.increase_time(WINDOW)
     assert (await clients_for(conn, actors.bob).escrow.claim_refund(job_id)).refunded == BUDGET
+
+
+async def test_claimRefund_revertsOnSubmittedJobDuringEvaluationWindow(
+    chain: LocalChain, conn: ChainConnection, actors: Actors
+) -> None:
+    job_id = await _submitted(conn, actors)
+    chain.increase_time(3600)  # past the deadline the job was created with
+    error = await expect_revert("NotExpired", clients_for(conn, actors.alice).escrow.claim_refund(job_id))
+    assert error.args_values == ((await clients_for(conn, actors.alice).escrow.get_job(job_id)).deadline,)
 
 
 async def test_claimRefund_expiresOpenJobWithoutTransfer(
@@ -325,7 +371,7 @@ async def test_claimRefund_revertsWhenCompleted(chain: LocalChain, conn: ChainCo
 
 async def test_claimRefund_revertsTwice(chain: LocalChain, conn: ChainConnection, actors: Actors) -> None:
     job_id = await _submitted(conn, actors)
-    chain.increase_time(3600)
+    chain.increase_time(WINDOW)
     alice = clients_for(conn, actors.alice)
     await alice.escrow.claim_refund(job_id)
     error = await expect_revert("WrongStatus", alice.escrow.claim_refund(job_id))

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from marketplace.chain import ChainConnection, ContractRevert, JobSpec, JobStatus, Lineage, LocalChain, ModelSpec
-from marketplace.chain.deploy import STAKING_CONFIG
+from marketplace.chain.deploy import CHANNELS_CONFIG, ESCROW_CONFIG, STAKING_CONFIG
 from marketplace.chain.node import rpc_call
 from tests.contracts.conftest import AGT, Actors, Clients, clients_for
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.chain
 
 T = TypeVar("T")
 LIVE = (JobStatus.OPEN, JobStatus.FUNDED, JobStatus.SUBMITTED)
-GOOD, BAD = b"\xaa" * 32, b"\xbb" * 32
+GOOD, BAD, OTHER = b"\xaa" * 32, b"\xbb" * 32, b"\xcc" * 32
 MIN_STAKE = STAKING_CONFIG.min_stake
 
 
@@ -212,12 +212,17 @@ class Economy(RuleBasedStateMachine):
         job_id, job = chosen
         provider = self.run(self.any.escrow.get_job(job_id)).provider
         signer = self.u[[a.address for a in self.users].index(provider)]
+        now = self.now()
         if job.status is not JobStatus.FUNDED:
             error: str | None = "WrongStatus"
         else:
-            error = "DeadlinePassed" if self.now() >= job.deadline else None
-        if self.expect(signer.escrow.submit(job_id, b"\x01" * 32), error) is not None:
+            error = "DeadlinePassed" if now >= job.deadline else None
+        submitted = self.expect(signer.escrow.submit(job_id, b"\x01" * 32), error)
+        if submitted is not None:
             job.status = JobStatus.SUBMITTED
+            # The evaluator gets its window: no refund before it ends.
+            job.deadline = max(job.deadline, now + ESCROW_CONFIG.evaluation_window)
+            assert submitted.deadline == job.deadline
 
     @rule(pick=st.integers(0, 10**6), score=st.integers(0, 100))
     def complete(self, pick: int, score: int) -> None:
@@ -259,7 +264,7 @@ class Economy(RuleBasedStateMachine):
         sender=st.integers(0, 4),
         recipient=st.integers(0, 4),
         deposit=st.integers(1, 20 * AGT),
-        ttl=st.sampled_from([900, 2_700, 5_400]),
+        ttl=st.sampled_from([900, 1_800, 2_700, 5_400]),
         model=st.integers(0, 3),
     )
     def open_channel(self, sender: int, recipient: int, deposit: int, ttl: int, model: int) -> None:
@@ -267,9 +272,10 @@ class Economy(RuleBasedStateMachine):
         expiry = self.now() + ttl
         model_id = self.env.model_ids[model - 1] if model else 0
         call = self.u[sender].channels.open_channel(self.users[recipient].address, deposit, expiry, model_id)
-        opened = self.expect(call, None)
-        assert opened is not None
-        self.channels[opened.channel_id] = ChannelModel(sender, recipient, deposit, expiry)
+        error = "ExpiryTooSoon" if ttl < CHANNELS_CONFIG.min_channel_duration else None
+        opened = self.expect(call, error)
+        if opened is not None:
+            self.channels[opened.channel_id] = ChannelModel(sender, recipient, deposit, expiry)
 
     def _pick_channel(self, pick: int) -> tuple[int, ChannelModel] | None:
         if not self.channels:
@@ -295,20 +301,33 @@ class Economy(RuleBasedStateMachine):
         if self.expect(self.u[ch.recipient].channels.claim(signed), self._claim_error(ch, cumulative)) is not None:
             ch.claimed = cumulative
 
-    @rule(recipient=st.integers(0, 4), fraction=st.integers(1, 100))
-    def claim_many(self, recipient: int, fraction: int) -> None:
-        mine = [(i, c) for i, c in sorted(self.channels.items()) if c.recipient == recipient and not c.closed]
-        mine = [(i, c) for i, c in mine if c.claimed < c.deposit][:4]
+    @rule(
+        recipient=st.integers(0, 4),
+        picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=4),
+        fraction=st.integers(0, 100),
+    )
+    def claim_many(self, recipient: int, picks: list[int], fraction: int) -> None:
+        """A batch over any of the recipient's channels: refunded ones, spent vouchers and repeats are skipped."""
+        mine = [(i, c) for i, c in sorted(self.channels.items()) if c.recipient == recipient]
         if not mine:
             return
-        targets = [c.claimed + max(1, (c.deposit - c.claimed) * fraction // 100) for _, c in mine]
+        batch = [mine[p % len(mine)] for p in picks]
+        targets = [c.claimed + (c.deposit - c.claimed) * fraction // 100 for _, c in batch]
         signed = [
             self.run(self.u[c.sender].channels.sign(self.users[c.sender], i, t))
-            for (i, c), t in zip(mine, targets, strict=True)
+            for (i, c), t in zip(batch, targets, strict=True)
         ]
-        if self.expect(self.u[recipient].channels.claim_many(signed), None) is not None:
-            for (_, c), t in zip(mine, targets, strict=True):
-                c.claimed = t
+        result = self.expect(self.u[recipient].channels.claim_batch(signed), None)
+        assert result is not None
+        paid, skipped = [], []
+        for (channel_id, c), target in zip(batch, targets, strict=True):
+            if c.closed or target <= c.claimed:
+                skipped.append(channel_id)
+            else:
+                paid.append((channel_id, target - c.claimed))
+                c.claimed = target
+        assert [(x.channel_id, x.amount) for x in result.claimed] == paid
+        assert [x.channel_id for x in result.skipped] == skipped
 
     @rule(pick=st.integers(0, 10**6), caller=st.integers(0, 4))
     def refund(self, pick: int, caller: int) -> None:
@@ -355,26 +374,56 @@ class Economy(RuleBasedStateMachine):
         error = "NothingToWithdraw" if info.unbonding == 0 or self.now() < info.release_at else None
         self.expect(self.v[validator].staking.withdraw(), error)
 
-    @rule(accused=st.integers(0, 2), shift=st.integers(1, 2), voter_agrees=st.none() | st.booleans())
-    def slash_round(self, accused: int, shift: int, voter_agrees: bool | None) -> None:
-        """One whole dispute: attest, challenge, optional third vote, window passes, resolve."""
+    @rule(
+        accused=st.integers(0, 2),
+        shift=st.integers(1, 2),
+        voter_agrees=st.none() | st.booleans(),
+        second=st.booleans(),
+        outsider_votes=st.booleans(),
+    )
+    def slash_round(
+        self, accused: int, shift: int, voter_agrees: bool | None, second: bool, outsider_votes: bool
+    ) -> None:
+        """Whole disputes: attest, challenge, draw, committee vote, window passes, resolve.
+
+        With three validators the committee of a dispute is the one validator that is neither party
+        (if eligible). With `second`, that validator also challenges the same attestation and the first
+        challenger sits on its committee and votes against the accused: the accused is slashed at most once.
+        """
         challenger, voter = (accused + shift) % 3, (accused + 3 - shift) % 3
         eligible = [self.run(self.any.staking.is_validator(a.address)) for a in self.validators]
         if not (eligible[accused] and eligible[challenger]):
             return
         self.tasks += 1
         task = self.tasks.to_bytes(32, "big")
+        accused_address = self.validators[accused].address
         self.expect(self.v[accused].staking.attest(task, BAD), None)
-        opened = self.expect(
-            self.v[challenger].staking.open_dispute(task, self.validators[accused].address, GOOD), None
-        )
+        self.expect(self.v[challenger].staking.attest(task, GOOD), None)
+        opened = self.expect(self.v[challenger].staking.open_dispute(task, accused_address, GOOD), None)
         assert opened is not None
-        if voter_agrees is not None and eligible[voter]:
+        disputes = [opened.dispute_id]
+        if second and eligible[voter]:
+            self.expect(self.v[voter].staking.attest(task, OTHER), None)
+            again = self.expect(self.v[voter].staking.open_dispute(task, accused_address, OTHER), None)
+            assert again is not None
+            disputes.append(again.dispute_id)
+        committees = [self.expect(self.u[0].staking.draw_committee(d), None) for d in disputes]
+        assert committees[0] is not None
+        assert committees[0].members == ((self.validators[voter].address,) if eligible[voter] else ())
+        if outsider_votes:  # neither a party nor drawn: refused
+            self.expect(self.u[1].staking.vote(opened.dispute_id, GOOD), "NotCommitteeMember")
+        voted = voter_agrees is not None and eligible[voter]
+        if voted:
             self.expect(self.v[voter].staking.vote(opened.dispute_id, BAD if voter_agrees else GOOD), None)
+        if len(disputes) == 2:
+            self.expect(self.v[challenger].staking.vote(disputes[1], GOOD), None)
         self.jump(STAKING_CONFIG.dispute_window)
-        resolved = self.expect(self.any.staking.resolve(opened.dispute_id), None)
-        assert resolved is not None
-        assert resolved.upheld == (voter_agrees is not False or not eligible[voter])
+        resolved = [self.expect(self.any.staking.resolve(d), None) for d in disputes]
+        first = resolved[0]
+        assert first is not None
+        assert (first.decided, first.upheld) == (voted, voted and voter_agrees is True)
+        slashes_of_accused = [s for r in resolved if r is not None for s in r.slashes if s.validator == accused_address]
+        assert len(slashes_of_accused) <= 1
 
     @rule(seconds=st.sampled_from([60, 600, 1_800, 3_600]))
     def advance_time(self, seconds: int) -> None:
