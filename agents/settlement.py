@@ -114,6 +114,24 @@ class Settlement:
         skip = {account.lower() for account in exclude}
         return [by_owner[a.lower()] for a in ranked if a.lower() in by_owner and a.lower() not in skip]
 
+    async def agents_of(self, accounts: set[str], role: str | None = None) -> dict[str, list[str]]:
+        """Settlement account (lower-case) → agent addresses whose registry cards name it, paging through all.
+
+        Cards choose their owner: a caller that needs the real agent of an account sends to every candidate
+        and lets the chain decide (only the account itself can act on chain as it).
+        """
+        wanted = {a.lower() for a in accounts}
+        found: dict[str, list[str]] = {a: [] for a in wanted}
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.require_registry().search(role=role, limit=100, offset=offset)
+            for entry in page.results:
+                owner = entry.card.owner.lower()
+                if owner in wanted and len(found[owner]) < 4:
+                    found[owner].append(entry.card.address)
+            offset = page.next_offset
+        return found
+
     def attestation(self, job_id: str, valid: bool, commitment: str) -> Attestation:
         """A signed Attestation of a recomputed commitment by this agent's settlement account."""
         message = encode_defunct(text=f"agora-attestation:{job_id}:{int(valid)}:{commitment}")

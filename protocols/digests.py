@@ -37,19 +37,19 @@ PROTOCOL_MODULES: tuple[ModuleType, ...] = protocol_modules()
 
 PROTOCOL_DIGESTS: dict[str, str] = {
     "agora-control": "proto:dd85d1bf4c093e10ab8dc655e48fe78cfe37005d93c2cbe41c133538d1fdd85e",
-    "agora-disputes": "proto:7b69f9139cead7e3051a1ee2feda480530681806fe73b44dff11e2123088f9f6",
+    "agora-disputes": "proto:303a085df590e9deba625d0e14bd906fe3c58948d548c063d87007f86a042fb1",
     "agora-errors": "proto:165f3c2379f952941dc945355ba2dd6afd407ce1c18ddd3dd3930fe4f93233ce",
     "agora-evaluation": "proto:0cf6604fb844fd904c70cd5d407664212c83a4fc26406e7b67653d0d550ec4bb",
     "agora-jobs": "proto:cfeb966fc2d8bd5428377c615ce27e05c4b8b830cc6b08019384cd7efba6bc5c",
     "agora-negotiation": "proto:272a1771e5328968c44dac7cd6c570859381604bee61f5edda1e5546d3288bc1",
     "agora-payment": "proto:a6d38b8e55835ace405f80ec01a09b4c5a2a6ec314baf3726355fe6c25b3d5ef",
-    "agora-validation": "proto:3e274586e9deb49b420efc1d419be49bda7660bf1fbea8fc320a00155388a8d5",
+    "agora-validation": "proto:cf95542279394328e00d1a5b973b6c9ce96228cd97a5168d68f0aad4c0bcf19c",
 }
 
 MODEL_DIGESTS: dict[str, str] = {
     "ControlCommand": "model:3255ab586635293170c190bdbb007a8727ed0a15826f36030a40db9d27e6bc3c",
     "ControlResult": "model:68c11b57a836fa0ea557d79b8682daddc7f758b5005305f6c82a8e97458d5ed7",
-    "DisputeVoteRequest": "model:1e700d61864197e49097c933dc32ffb5adbc8d4774f6245a7aba6a940066138a",
+    "DisputeVoteRequest": "model:0b177465e8663b2bfd7da5e2f7160fa76321c40fc28964b3752a4f7290d0a100",
     "ErrorReply": "model:ce6f178d81537133f1505408a53eb40046130bbbce787e8c5b55ee6caa4d9d53",
     "EvaluationRequest": "model:c505586405749c122a0d700bd44f3268324abd03824907995a5995172b4bda20",
     "EvaluationResult": "model:72294bf1f3e5ce4078807f5c3ef0a1c740e7dbfcc705613aae4e903c94f1b06b",
@@ -66,7 +66,7 @@ MODEL_DIGESTS: dict[str, str] = {
     "ChannelOpened": "model:98244b0a369bf2b60b2326d51e5d2809b474947b03b01c4d001dc59af432efdc",
     "Voucher": "model:3a4310af8227af0ed621b1bddba8d930843f97feb0702d35c461bbf9d2677c1e",
     "Receipt": "model:9a108b9945309aae7e056e4016a446cf94c5f2b334406b3b46a1709ac0c4f5f9",
-    "ValidationRequest": "model:e0be2442b99cc9d76df5aba541082b04281cc2f559cb2300f80e4970886065e4",
+    "ValidationRequest": "model:2948e4f501069b4959d410ec02cbf5c9487a18b239d13433eed7f72e028b6359",
     "Attestation": "model:855ab51e9ae7c65c53e7948e6ea857cb6ce926fb9aa79c1a19620c9ff352e02e",
 }
 

@@ -13,7 +13,8 @@ class DisputeVoteRequest(Model):
     """Re-execute a disputed inference call and vote on dispute `dispute_id` with the recomputed commitment.
 
     `outputs` are the accused's revealed outputs: together with `model_id` and `inputs` they must match the
-    commitment the accused attested on chain, or the voter refuses (the request is about another call).
+    commitment the accused attested on chain, and with the payment fields they must give the disputed task
+    id, or the voter refuses (the request is about another call).
     """
 
     dispute_id: int
@@ -21,6 +22,8 @@ class DisputeVoteRequest(Model):
     model_id: str
     inputs: list[list[float]]
     outputs: list[list[float]]
+    channel_id: int
+    cumulative_amount: int
 
 
 SPEC = ProtocolSpecification(

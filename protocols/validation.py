@@ -11,8 +11,11 @@ from protocols.model import Model
 class ValidationRequest(Model):
     """Re-execute `model_id` on `inputs` and compare with the seller's claimed commitment to `outputs`.
 
-    The claimed commitment binds model id, inputs and outputs (protocols/commitment.py): a request whose
-    inputs or outputs do not match it is refused before any work, so nobody can audit a call that never was.
+    The audited call is bound to what was paid for: its task id commits to the model's token id, the claimed
+    commitment (which binds model id, inputs and outputs) and the payment (channel id and the cumulative
+    amount of the voucher that paid the call), and `signature` is the channel payer's EIP-191 signature of
+    that task id. A validator refuses, before any work, a request that does not match its commitment, is
+    not signed by the payer the chain names, or that the seller never attested.
     """
 
     job_id: str
@@ -21,6 +24,9 @@ class ValidationRequest(Model):
     outputs: list[list[float]]
     claimed_commitment: str
     seller: str
+    channel_id: int
+    cumulative_amount: int
+    signature: str
 
 
 class Attestation(Model):

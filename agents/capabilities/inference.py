@@ -10,6 +10,10 @@ import random
 from collections.abc import Iterable
 
 import torch
+from eth_abi.abi import encode
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from pydantic import BaseModel
 from uagents import Context
@@ -34,9 +38,25 @@ from protocols.negotiation import JobSpec
 from protocols.validation import Attestation, ValidationRequest
 
 
-def task_id(job_id: str) -> bytes:
-    """The bytes32 ValidatorStaking task id of an inference call."""
-    return keccak(text=f"agora:inference:{job_id}")
+def task_id(model_chain_id: int, commitment: str, channel_id: int, cumulative: int) -> bytes:
+    """The ValidatorStaking task id of a paid inference call: model token id, output commitment and payment."""
+    fields = ["string", "uint256", "bytes32", "uint256", "uint256"]
+    values = ["agora:inference:v2", model_chain_id, to_bytes32(commitment), channel_id, cumulative]
+    return keccak(encode(fields, values))
+
+
+def sign_task(account: LocalAccount, task: bytes) -> str:
+    """The payer's EIP-191 signature of an audit task id (0x-hex), which validators check against the channel."""
+    signature: bytes = Account.sign_message(encode_defunct(primitive=task), account.key).signature
+    return "0x" + signature.hex()
+
+
+def task_signer(task: bytes, signature: str) -> str | None:
+    """Who signed an audit task id, or None for a malformed signature."""
+    try:
+        return str(Account.recover_message(encode_defunct(primitive=task), signature=bytes.fromhex(signature[2:])))
+    except (ValueError, TypeError):
+        return None
 
 
 def rows_to_inputs(spec: ModelSpec, rows: list[list[float]]) -> dict[str, object]:
@@ -63,6 +83,9 @@ class ServedCall(Record):
     buyer: str
     model_id: str
     commitment: str
+    model_chain_id: int
+    channel_id: int
+    cumulative: int
     attested: bool = False
 
 
@@ -102,11 +125,19 @@ class InferenceProvider(Capability):
             outputs, commitment = run_call(self.catalogue.runner(msg.model_id), msg.model_id, msg.inputs)
         except ValueError as exc:
             raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
-        self.payee.use_credit(sender, msg.job_id, served.chain_id)
+        credit = self.payee.use_credit(sender, msg.job_id, served.chain_id)
         if self._rng.random() < self.dishonest_rate:
             outputs = _made_up(served.kind, outputs)
             commitment = output_commitment(msg.model_id, msg.inputs, outputs)
-        self.calls.put(key(sender, msg.job_id), ServedCall(buyer=sender, model_id=msg.model_id, commitment=commitment))
+        call = ServedCall(
+            buyer=sender,
+            model_id=msg.model_id,
+            commitment=commitment,
+            model_chain_id=served.chain_id,
+            channel_id=credit.channel_id,
+            cumulative=credit.cumulative,
+        )
+        self.calls.put(key(sender, msg.job_id), call)
         result = InferenceResult(
             job_id=msg.job_id, model_id=msg.model_id, outputs=outputs, output_commitment=commitment
         )
@@ -138,8 +169,11 @@ class Attester(Capability):
             raise Rejected(ErrorCode.REJECTED, "no such call served to you")
         if call.commitment != msg.claimed_commitment.lower():
             raise Rejected(ErrorCode.REJECTED, "that is not the commitment this seller returned")
+        if (call.channel_id, call.cumulative) != (msg.channel_id, msg.cumulative_amount):
+            raise Rejected(ErrorCode.REJECTED, "that is not the payment of this call")
         if not call.attested:
-            await self.settlement.staking.attest(task_id(msg.job_id), to_bytes32(call.commitment))
+            task = task_id(call.model_chain_id, call.commitment, call.channel_id, call.cumulative)
+            await self.settlement.staking.attest(task, to_bytes32(call.commitment))
             call.attested = True
             self.provider.calls.put(key(sender, msg.job_id), call)
         await ctx.send(sender, self.settlement.attestation(msg.job_id, True, call.commitment))
@@ -275,7 +309,7 @@ class InferenceClient(Capability):
             self._calls += 1
             job_id = f"{self.agent.name}-call-{self._calls}"
             try:
-                await self.payer.pay(channel, per_call, job_id)
+                receipt = await self.payer.pay(channel, per_call, job_id)
                 rows = self._inputs(plan.kind)
                 request = InferenceRequest(job_id=job_id, model_id=model_id, inputs=rows, price=per_call)
                 result = await self.agent.request(seller, request, InferenceResult)
@@ -288,8 +322,9 @@ class InferenceClient(Capability):
             if not verify_output_commitment(model_id, rows, result.outputs, result.output_commitment):
                 outcome.bad_results += 1
                 return served, True
+            paid = (channel, receipt.cumulative_amount)
             if self._rng.random() < plan.sample_rate and not await self._audit(
-                seller, entry, job_id, model_id, rows, result, outcome
+                seller, entry, paid, model_id, rows, result, outcome
             ):
                 return served, True
         return served, False
@@ -304,25 +339,30 @@ class InferenceClient(Capability):
         return [[round(self._rng.gauss(0.0, 1.0), 4) for _ in range(spec.num_features)] for _ in range(batch)]
 
     async def _audit(
-        self, seller: str, entry: AgentEntry, job_id: str, model_id: str, rows: list[list[float]],
+        self, seller: str, entry: AgentEntry, paid: tuple[int, int], model_id: str, rows: list[list[float]],
         result: InferenceResult, outcome: InferenceOutcome,
     ) -> bool:  # fmt: skip
         """Have the seller stand by the call on chain, then a stake-selected validator re-execute it."""
         outcome.sampled += 1
+        listed = await self.settlement.models.get(model_id)
+        task = task_id(listed.chain_id, result.output_commitment, *paid)
         request = ValidationRequest(
-            job_id=job_id,
+            job_id=result.job_id,
             model_id=model_id,
             inputs=rows,
             outputs=result.outputs,
             claimed_commitment=result.output_commitment,
             seller=entry.card.owner,
+            channel_id=paid[0],
+            cumulative_amount=paid[1],
+            signature=sign_task(self.settlement.conn.account, task),
         )
         try:
             await self.agent.request(seller, request, Attestation)
         except (RemoteError, DeliveryError, TimeoutError):
             outcome.disputed += 1
             return False
-        ranked = await self.settlement.ranked_validators(task_id(job_id), {entry.card.owner})
+        ranked = await self.settlement.ranked_validators(task, {entry.card.owner})
         if not ranked:
             return True
         verdict = await self.agent.request(ranked[0].card.address, request, Attestation, wait=60)

@@ -51,6 +51,8 @@ class Credit(Record):
     channel_id: int
     model_chain_id: int
     amount: int
+    cumulative: int
+    """The channel's total after the voucher that paid this call (part of the call's audit task id)."""
     used: bool = False
 
 
@@ -124,7 +126,12 @@ class ChannelPayee(Capability):
         signed = SignedVoucher(SignedAmount(int(msg.channel_id), msg.nonce, msg.cumulative_amount), signature)
         if not verify_voucher(signed, record.payer, self.settlement.channels.domain):
             raise Rejected(ErrorCode.BAD_SIGNATURE, "voucher not signed by the channel's sender")
-        credit = Credit(channel_id=int(msg.channel_id), model_chain_id=record.model_chain_id, amount=increase)
+        credit = Credit(
+            channel_id=int(msg.channel_id),
+            model_chain_id=record.model_chain_id,
+            amount=increase,
+            cumulative=msg.cumulative_amount,
+        )
         if not msg.job_id or not self.credits.add(key(sender, msg.job_id), credit):
             raise Rejected(ErrorCode.REJECTED, "voucher job id missing or already paid")
         record.cumulative, record.signature = msg.cumulative_amount, msg.signature

@@ -15,15 +15,15 @@ from collections.abc import Iterable
 from uagents import Context
 
 from agents.base import AgoraAgent, RemoteError
-from agents.capabilities.inference import run_call, task_id
+from agents.capabilities.inference import run_call, task_id, task_signer
 from agents.capabilities.kit import Capability, Handlers
 from agents.mods import Rejected
 from agents.offload import offload
 from agents.settlement import MILLIONTHS, Settlement, to_bytes32
 from agents.state import Record, Repository
 from agents.transport import DeliveryError
-from marketplace.chain import JobStatus
-from marketplace.chain.staking import DisputeResolved
+from marketplace.chain import ContractRevert, JobStatus
+from marketplace.chain.staking import Ballot, Committee, DisputeResolved
 from marketplace.ml import InferenceRunner, evaluate, load_dataset, load_model
 from protocols import disputes, evaluation, validation
 from protocols.commitment import verify_output_commitment
@@ -58,10 +58,11 @@ class Recomputer:
 
 
 class Validation(Record):
-    """A re-execution this validator attested."""
+    """A re-execution this validator attested, by task id."""
 
     seller: str
     valid: bool
+    commitment: str
 
 
 class ReExecutor(Capability):
@@ -80,41 +81,77 @@ class ReExecutor(Capability):
         return (Handlers(validation.SPEC, "validator", {ValidationRequest: self._on_validation}),)
 
     async def _on_validation(self, ctx: Context, sender: str, msg: ValidationRequest) -> None:
-        if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, msg.claimed_commitment):
-            raise Rejected(ErrorCode.REJECTED, "inputs and outputs do not match the claimed commitment")
+        task = await self._bound_task(msg)
+        done = self.validations.get(task.hex())
+        if done is not None:  # asked again: the same answer, no second attestation
+            await ctx.send(sender, self.settlement.attestation(msg.job_id, done.valid, done.commitment))
+            return
         commitment = await self.recomputer.commitment(msg.model_id, msg.inputs)
-        task = task_id(msg.job_id)
         valid = commitment == msg.claimed_commitment.lower()
         await self.settlement.staking.attest(task, to_bytes32(commitment))
-        self.validations.put(msg.job_id, Validation(seller=msg.seller, valid=valid))
+        self.validations.put(task.hex(), Validation(seller=msg.seller, valid=valid, commitment=commitment))
         if not valid:
             await self._dispute(msg, task, commitment)
         await ctx.send(sender, self.settlement.attestation(msg.job_id, valid, commitment))
 
+    async def _bound_task(self, msg: ValidationRequest) -> bytes:
+        """The request's task id, once the chain confirms it is a paid call the seller stood by (else Rejected).
+
+        Only reads: nobody can make this validator spend gas or CPU on a call that was not paid for by the
+        request's signer, or that the seller never attested.
+        """
+        if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, msg.claimed_commitment):
+            raise Rejected(ErrorCode.REJECTED, "inputs and outputs do not match the claimed commitment")
+        try:
+            listed = await self.settlement.models.get(msg.model_id)
+        except KeyError as exc:
+            raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
+        task = task_id(listed.chain_id, msg.claimed_commitment, msg.channel_id, msg.cumulative_amount)
+        channel = await self.settlement.channels.get_channel(msg.channel_id)
+        if channel.recipient.lower() != msg.seller.lower() or channel.model_id != listed.chain_id:
+            raise Rejected(ErrorCode.REJECTED, "that channel does not pay this seller for this model")
+        if not 0 < msg.cumulative_amount <= channel.deposit:
+            raise Rejected(ErrorCode.REJECTED, "no such payment on that channel")
+        signer = task_signer(task, msg.signature)
+        if signer is None or signer.lower() != channel.sender.lower():
+            raise Rejected(ErrorCode.UNAUTHORIZED, "an audit must be signed by the payer of the channel")
+        attested = await self.settlement.staking.attestation_of(task, msg.seller)
+        if attested != to_bytes32(msg.claimed_commitment):
+            raise Rejected(ErrorCode.REJECTED, "the seller has not attested this call on chain")
+        return task
+
     async def _dispute(self, msg: ValidationRequest, task: bytes, commitment: str) -> None:
-        """Challenge the seller's on-chain attestation and ask other validators to re-execute and vote."""
-        seller_claim = await self.settlement.staking.attestation_of(task, msg.seller)
-        if seller_claim != to_bytes32(msg.claimed_commitment):
-            return  # the seller never stood by this result on chain: nothing to slash, the buyer just stops
-        opened = await self.settlement.staking.open_dispute(task, msg.seller, to_bytes32(commitment))
+        """Challenge the seller's attestation on chain, draw the committee, ask its members to re-execute and vote."""
+        staking = self.settlement.staking
+        try:
+            opened = await staking.open_dispute(task, msg.seller, to_bytes32(commitment))
+            committee = await staking.draw_committee(opened.dispute_id)
+            if committee is None:  # the seed block was too old: the draw moved on, so draw again
+                committee = await staking.draw_committee(opened.dispute_id)
+        except ContractRevert as err:
+            self.agent.logger.info("no dispute over %s: %s", msg.job_id, err)
+            return
         self.disputes.put(str(opened.dispute_id), Record())
+        if committee is None:
+            return
         vote = DisputeVoteRequest(
             dispute_id=opened.dispute_id, job_id=msg.job_id, model_id=msg.model_id, inputs=msg.inputs,
-            outputs=msg.outputs,
+            outputs=msg.outputs, channel_id=msg.channel_id, cumulative_amount=msg.cumulative_amount,
         )  # fmt: skip
-        exclude = {msg.seller.lower(), self.settlement.account.lower()}
-        ranked = await self.settlement.ranked_validators(task, exclude)
-        for entry in ranked[: self.voters]:
-            try:
-                await self.agent.request(entry.card.address, vote, Attestation, wait=30)
-            except (RemoteError, DeliveryError, TimeoutError) as err:
-                self.agent.logger.info("voter %s did not vote: %s", entry.card.name, err)
+        agents = await self.settlement.agents_of(set(committee.members))
+        for member in committee.members:
+            for address in agents[member.lower()]:
+                try:
+                    await self.agent.request(address, vote, Attestation, wait=30)
+                except (RemoteError, DeliveryError, TimeoutError) as err:
+                    self.agent.logger.info("committee member %s did not vote: %s", address[:16], err)
 
-    async def resolve_disputes(self) -> list[DisputeResolved]:
-        """Resolve the disputes this validator opened (after their voting window)."""
+    async def resolve_disputes(self) -> list[tuple[DisputeResolved, Committee]]:
+        """Resolve the disputes this validator opened (after their voting window), with their committees."""
         resolved = []
         for dispute_id, _ in self.disputes.items():
-            resolved.append(await self.settlement.staking.resolve(int(dispute_id)))
+            committee = await self.settlement.staking.committee_of(int(dispute_id))
+            resolved.append((await self.settlement.staking.resolve(int(dispute_id)), committee))
             self.disputes.delete(dispute_id)
         return resolved
 
@@ -132,13 +169,25 @@ class DisputeVoter(Capability):
         return (Handlers(disputes.SPEC, "voter", {DisputeVoteRequest: self._on_vote_request}),)
 
     async def _on_vote_request(self, ctx: Context, sender: str, msg: DisputeVoteRequest) -> None:
-        dispute = await self.settlement.staking.dispute_of(msg.dispute_id)
-        if dispute.task_id != task_id(msg.job_id) or dispute.resolved:
+        staking = self.settlement.staking
+        dispute = await staking.dispute_of(msg.dispute_id)
+        accused = "0x" + dispute.accused_result.hex()
+        try:
+            listed = await self.settlement.models.get(msg.model_id)
+        except KeyError as exc:
+            raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
+        task = task_id(listed.chain_id, accused, msg.channel_id, msg.cumulative_amount)
+        if dispute.task_id != task or dispute.resolved:
             raise Rejected(ErrorCode.REJECTED, "dispute is about another task, or already resolved")
-        if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, "0x" + dispute.accused_result.hex()):
+        committee = await staking.committee_of(msg.dispute_id)
+        if not committee.includes(self.settlement.account):
+            raise Rejected(ErrorCode.UNAUTHORIZED, "this agent does not sit on that dispute's committee")
+        if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, accused):
             raise Rejected(ErrorCode.REJECTED, "inputs and outputs do not match the disputed attestation")
         commitment = await self.recomputer.commitment(msg.model_id, msg.inputs)
-        await self.settlement.staking.vote(msg.dispute_id, to_bytes32(commitment))
+        seat = next(s for s in committee.seats if s.member.lower() == self.settlement.account.lower())
+        if seat.ballot is Ballot.ABSENT:  # asked again (another candidate agent, a retry): vote once
+            await staking.vote(msg.dispute_id, to_bytes32(commitment))
         await ctx.send(sender, self.settlement.attestation(msg.job_id, True, commitment))
 
 

@@ -170,13 +170,27 @@ class InferenceMarket(Market):
                                 ctx.ledger.flows["users→upstream creators (royalties)"] += payout.amount
 
         async def disputes(ctx: EconomyContext) -> None:
+            owners = ctx.owner_names()
+            record = ctx.ledger.sections.setdefault(self.name, {}).setdefault("disputes", [])
             for name in ctx.names(validator.ROLE):
                 if not ctx.alive(name):
                     continue
                 for resolved in (await ctx.call(name, validator.RESOLVE_DISPUTES, Empty())).resolved:
                     ctx.ledger.validations.slashed += resolved.slashes
-                    ctx.ledger.flows["slashed sellers→validators"] += resolved.slashed - resolved.to_treasury
-                    ctx.ledger.flows["slashed sellers→treasury"] += resolved.to_treasury
+                    ctx.ledger.flows["slashed stakers→winners"] += resolved.slashed - resolved.to_treasury
+                    ctx.ledger.flows["slashed stakers→treasury"] += resolved.to_treasury
+                    committee = {owners.get(s.member.lower(), s.member): s.ballot for s in resolved.committee}
+                    slashed = sorted(owners.get(a.lower(), a) for a in resolved.slashed_accounts)
+                    record.append(
+                        {
+                            "dispute": resolved.dispute_id,
+                            "challenger": name,
+                            "committee": committee,
+                            "decided": resolved.decided,
+                            "upheld": resolved.upheld,
+                            "slashed": slashed,
+                        }
+                    )
 
         async def refunds(ctx: EconomyContext) -> None:
             for name in ctx.names(user.ROLE):

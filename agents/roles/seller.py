@@ -17,6 +17,7 @@ from agents.capabilities.control import Command, Empty
 from agents.capabilities.escrow import EscrowProvider
 from agents.capabilities.inference import Attester, InferenceProvider
 from agents.capabilities.kit import compose
+from agents.capabilities.validation import DisputeVoter, Recomputer
 from agents.offload import offload
 from agents.roles.base import RoleOptions, role_parts
 from agents.roles.selling import sell_catalogue
@@ -87,6 +88,7 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
     provider = InferenceProvider(agent, catalogue, payee, opts.dishonest_rate, opts.seed)
     attester = Attester(agent, settlement, provider)
     training = EscrowProvider(agent, settlement, catalogue, opts.seed)
+    voter = DisputeVoter(agent, settlement, Recomputer(settlement))  # a staked seller may be drawn to a committee
 
     async def build_models(args: BuildModels) -> Empty:
         ensure_deterministic()
@@ -105,4 +107,4 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
         return Empty()
 
     parts.control.handle(BUILD_MODELS, build_models)
-    return compose(agent, parts.control, catalogue, sale.negotiation, payee, provider, attester, training)
+    return compose(agent, parts.control, catalogue, sale.negotiation, payee, provider, attester, training, voter)

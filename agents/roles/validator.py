@@ -17,13 +17,27 @@ from agents.capabilities.kit import compose
 from agents.capabilities.validation import DisputeVoter, Evaluator, Recomputer, ReExecutor
 from agents.roles.base import RoleOptions, role_parts
 from agents.settings import AgentSettings
+from marketplace.chain.staking import Committee, DisputeResolved
 
 ROLE = "validator"
 
 
-class Resolution(BaseModel):
-    """A resolved dispute: how many stakers were slashed, the slashed total and the treasury's share."""
+class Seat(BaseModel):
+    """A committee member (settlement account), its voting weight and its ballot (absent, supports, opposes)."""
 
+    member: str
+    weight: int
+    ballot: str
+
+
+class Resolution(BaseModel):
+    """A resolved dispute: its committee, whether it was decided, who was slashed and where the stake went."""
+
+    dispute_id: int
+    decided: bool
+    upheld: bool
+    committee: list[Seat]
+    slashed_accounts: list[str]
     slashes: int
     slashed: int
     to_treasury: int
@@ -38,6 +52,20 @@ class Resolutions(BaseModel):
 RESOLVE_DISPUTES = Command("resolve_disputes", Empty, Resolutions)
 
 
+def _resolution(resolved: DisputeResolved, committee: Committee) -> Resolution:
+    seats = [Seat(member=s.member, weight=s.weight, ballot=s.ballot.name.lower()) for s in committee.seats]
+    return Resolution(
+        dispute_id=resolved.dispute_id,
+        decided=resolved.decided,
+        upheld=resolved.upheld,
+        committee=seats,
+        slashed_accounts=[s.validator for s in resolved.slashes],
+        slashes=len(resolved.slashes),
+        slashed=resolved.slashed,
+        to_treasury=resolved.to_treasury,
+    )
+
+
 def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> AgoraAgent:
     """A validator built from plain options (see RoleOptions; `voters`: how many others it asks to vote)."""
     opts = RoleOptions.model_validate(options)
@@ -50,9 +78,7 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
 
     async def resolve(_: Empty) -> Resolutions:
         done = await reexecutor.resolve_disputes()
-        return Resolutions(
-            resolved=[Resolution(slashes=len(r.slashes), slashed=r.slashed, to_treasury=r.to_treasury) for r in done]
-        )
+        return Resolutions(resolved=[_resolution(r, committee) for r, committee in done])
 
     parts.control.handle(RESOLVE_DISPUTES, resolve)
     return compose(agent, parts.control, reexecutor, voter, evaluator)

@@ -31,8 +31,6 @@ from marketplace.ml.inference import (
     InvalidInferenceInput,
     outputs_close,
     time_raw_inference,
-    verify,
-    verify_commitment,
 )
 from marketplace.ml.training import (
     EvaluationMetrics,
@@ -109,6 +107,4 @@ __all__ = [
     "time_raw_inference",
     "train_base_model",
     "validate_dataset",
-    "verify",
-    "verify_commitment",
 ]

@@ -1,4 +1,4 @@
-"""Deterministic inference with output commitments a buyer can check and a validator can re-execute.
+"""Deterministic inference a validator can re-execute to the last bit, with outputs on a fixed grid.
 
 Wire inputs (plain JSON-able structures, validated and size-limited here):
 - recommender: ``{"user_ids": [int, ...], "item_ids": [int, ...]}`` — pairs to score, equal lengths;
@@ -7,14 +7,11 @@ Wire inputs (plain JSON-able structures, validated and size-limited here):
 Outputs are rows of probabilities: ``[[p]]`` per pair for a recommender (sigmoid of the logit), one row of
 class probabilities (softmax) per example for a classifier.
 
-Commitment. Outputs are computed in float32, then quantized to the grid 1e-6 (``q = rint(float64(y) · 1e6)``,
-as int64) and the reported outputs are exactly ``q / 1e6``. The commitment is
-
-    sha256("agora.inference.commitment.v1" ‖ inputs_hash ‖ u32 rows ‖ u32 cols ‖ q as big-endian int64)
-
-and ``inputs_hash`` is sha256("agora.inference.inputs.v1" ‖ kind ‖ spec_id ‖ u32 batch ‖ canonical inputs),
-where ids are big-endian int64 and features big-endian float32 (what the model actually sees, so inputs
-that differ only below float32 precision hash equally). Both hashes are 0x-prefixed 32-byte hex.
+Quantization. Outputs are computed in float32, then put on the grid 1e-6 (``q = rint(float64(y) · 1e6)``,
+as int64) and the reported outputs are exactly ``q / 1e6``, which is what agora's one output commitment
+(protocols/commitment.py) commits to. ``inputs_hash`` is sha256("agora.inference.inputs.v1" ‖ kind ‖
+spec_id ‖ u32 batch ‖ canonical inputs), where ids are big-endian int64 and features big-endian float32
+(what the model actually sees, so inputs that differ only below float32 precision hash equally).
 
 Reproducibility. On one build (same torch version, same CPU kernels) with one thread and deterministic
 algorithms, re-execution gives bit-identical float32 outputs, hence an identical commitment. Across builds
@@ -54,7 +51,6 @@ IntRows: TypeAlias = npt.NDArray[np.int64]
 """Quantized output rows (int64 multiples of 1 / OUTPUT_SCALE)."""
 
 _INPUTS_TAG = b"agora.inference.inputs.v1"
-_COMMIT_TAG = b"agora.inference.commitment.v1"
 
 
 class InvalidInferenceInput(ValueError):
@@ -63,11 +59,10 @@ class InvalidInferenceInput(ValueError):
 
 @dataclass(frozen=True)
 class InferenceOutput:
-    """The result of one call: quantized output rows, the inputs' hash and the commitment over both."""
+    """The result of one call: output rows on the 1e-6 grid and the hash of the canonical inputs."""
 
     outputs: list[list[float]]
     inputs_hash: str
-    commitment: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,18 +150,6 @@ def quantize(outputs: torch.Tensor) -> IntRows:
     return quantized
 
 
-def output_commitment(inputs_hash: str, quantized: IntRows) -> str:
-    """Return the 0x sha256 commitment over an inputs hash and quantized output rows."""
-    rows, cols = quantized.shape
-    digest = hashlib.sha256(
-        _COMMIT_TAG
-        + bytes.fromhex(inputs_hash[2:])
-        + struct.pack(">II", rows, cols)
-        + quantized.astype(">i8").tobytes()
-    )
-    return "0x" + digest.hexdigest()
-
-
 class InferenceRunner:
     """Runs one model deterministically on validated wire inputs and commits to the outputs."""
 
@@ -200,7 +183,6 @@ class InferenceRunner:
         return InferenceOutput(
             outputs=(quantized / OUTPUT_SCALE).tolist(),
             inputs_hash=parsed.inputs_hash,
-            commitment=output_commitment(parsed.inputs_hash, quantized),
         )
 
 
@@ -212,44 +194,6 @@ def _probabilities(model: AgoraModel, parsed: ParsedInputs) -> torch.Tensor:
 
 def _output_width(spec: ModelSpec) -> int:
     return 1 if isinstance(spec, RecommenderSpec) else spec.num_classes
-
-
-def verify(model: AgoraModel, inputs: object, commitment: str) -> bool:
-    """Re-execute `model` on `inputs` and return whether the result matches `commitment` (validator check)."""
-    return InferenceRunner(model).run(inputs).commitment == commitment.lower()
-
-
-def verify_commitment(
-    spec: ModelSpec, inputs: object, outputs: object, commitment: str, max_batch: int = MAX_BATCH
-) -> bool:
-    """Return whether revealed `outputs` for `inputs` hash to `commitment` (buyer check, no model needed).
-
-    Malformed outputs (wrong shape, non-numbers, off the 1e-6 grid) give False; invalid inputs raise
-    InvalidInferenceInput since they are the caller's own.
-    """
-    parsed = parse_inputs(spec, inputs, max_batch)
-    quantized = _requantize(outputs, parsed.batch, _output_width(spec))
-    return quantized is not None and output_commitment(parsed.inputs_hash, quantized) == commitment.lower()
-
-
-def _requantize(outputs: object, rows: int, cols: int) -> IntRows | None:
-    if not isinstance(outputs, (list, tuple)) or len(outputs) != rows:
-        return None
-    flat: list[float] = []
-    for row in outputs:
-        if not isinstance(row, (list, tuple)) or len(row) != cols:
-            return None
-        for x in row:
-            if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x) or abs(x) > 1e9:
-                return None
-            flat.append(float(x))
-    scaled = np.array(flat, dtype=np.float64).reshape(rows, cols) * OUTPUT_SCALE
-    quantized = np.rint(scaled)
-    # A reported value must be exactly on the grid; anything else was not produced by `run`.
-    if not np.array_equal(quantized / OUTPUT_SCALE, np.array(flat, dtype=np.float64).reshape(rows, cols)):
-        return None
-    result: IntRows = quantized.astype(np.int64)
-    return result
 
 
 def outputs_close(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], tolerance: float = 1e-5) -> bool:

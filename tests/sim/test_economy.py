@@ -57,7 +57,12 @@ def test_demo_catchesAndSlashesTheDishonestSeller(first_run: tuple[EconomyReport
     report, _, _ = first_run
     assert report.validations.disputed >= 1
     assert report.validations.slashed >= 1
-    assert report.flows["slashed sellers→validators"] > 0
+    assert report.flows["slashed stakers→winners"] > 0
+    disputes = report.markets["inference"]["disputes"]
+    decided = [d for d in disputes if d["decided"] and not d["upheld"]]
+    assert decided, "a committee decided against the cheating seller"
+    assert all("seller-c" in d["slashed"] and len(d["committee"]) >= 1 for d in decided)
+    assert all("seller-c" not in d["committee"] for d in disputes), "the accused never sits on its own committee"
     # the cheating seller's bond shrank; honest stakers kept theirs whole
     bond = report.balances["validator-1"].stake_after
     assert bond is not None
