@@ -42,7 +42,14 @@ from agents.mods import (
 from agents.resolver import StaticResolver
 from agents.settings import AgentSettings
 from agents.store import AgentStore
-from agents.transport import DeliveryError, EnvelopeSender, EnvelopeServer, PooledDispenser
+from agents.transport import (
+    RESPONSE_OVERHEAD,
+    DeliveryError,
+    EndpointPolicy,
+    EnvelopeSender,
+    EnvelopeServer,
+    PooledDispenser,
+)
 from agents.wallet import Wallet
 from protocols import errors
 from protocols.errors import ErrorCode, ErrorReply
@@ -180,7 +187,12 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         self._store = store or AgentStore(data_dir / "state.sqlite3")
         self._metrics = Metrics()
         self._wall_clock = SystemClock()  # envelope expiry is real time, whatever clock the business logic uses
-        self._sender = EnvelopeSender(self._identity, self._wall_clock.now)
+        self._sender = EnvelopeSender(
+            self._identity,
+            self._wall_clock.now,
+            policy=EndpointPolicy.for_agent(settings.limits, settings.advertised_host()),
+            max_response_bytes=settings.limits.max_message_bytes + RESPONSE_OVERHEAD,
+        )
         self._dispenser = PooledDispenser(self._sender, settings.envelope_ttl)
         self._envelope_server = EnvelopeServer(
             settings.host, settings.port, self._receive_envelope, settings.limits.max_message_bytes
@@ -410,43 +422,56 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             session=envelope.session,
             size=len(body),
             envelope=envelope,
+            sync=sync,
         )
-        key = (envelope.sender, envelope.session)
-        if sync:
-            self._sync_waiters[key] = asyncio.get_running_loop().create_future()
         try:
             await self._envelope_chain(inbound, self._mod_context)
-        except Rejected as err:
-            self._sync_waiters.pop(key, None)
-            self._metrics.rejected[err.code] += 1
+        except BaseException as err:
+            self._release_waiter(inbound)  # a mod after the defaults may refuse once the slot was taken
+            if isinstance(err, Rejected):
+                self._metrics.rejected[err.code] += 1
             raise
-        if not sync:
+        if inbound.reply is None:
             return None
-        return await self._reply_in_response(key)
+        return await self._reply_in_response(inbound)
 
-    async def _reply_in_response(self, key: tuple[str, uuid.UUID]) -> bytes | None:
+    def _claim_waiter(self, msg: Inbound) -> None:
+        """Open the slot the handler's reply to `msg` fills, if the sender waits for it and a slot is free."""
+        key = (msg.sender, msg.session)
+        # Only after every envelope check (this runs in the terminal of the envelope chain), so a forged or
+        # replayed envelope can neither take a slot nor displace the genuine one; one slot per key, the first
+        # wins; and at most max_pending_replies, beyond which replies go out as their own envelopes.
+        if key in self._sync_waiters or len(self._sync_waiters) >= self._settings.limits.max_pending_replies:
+            return
+        msg.reply = asyncio.get_running_loop().create_future()
+        self._sync_waiters[key] = msg.reply
+
+    def _release_waiter(self, msg: Inbound) -> None:
+        key = (msg.sender, msg.session)
+        if msg.reply is not None and self._sync_waiters.get(key) is msg.reply:
+            del self._sync_waiters[key]
+
+    async def _reply_in_response(self, msg: Inbound) -> bytes | None:
         """Wait briefly for the handler's reply and return it as a sealed envelope for the HTTP response."""
-        waiter = self._sync_waiters.get(key)
-        if waiter is None:
-            return None
+        assert msg.reply is not None
         try:
-            digest, body = await asyncio.wait_for(waiter, self._settings.sync_reply_wait)
+            digest, body = await asyncio.wait_for(msg.reply, self._settings.sync_reply_wait)
         except TimeoutError:
             return None  # the reply, if any, goes out as its own envelope later
         finally:
-            if self._sync_waiters.get(key) is waiter:
-                del self._sync_waiters[key]
-        sender, session = key
-        envelope = Envelope(version=1, sender=self.address, target=sender, session=session, schema_digest=digest)
+            self._release_waiter(msg)
+        envelope = Envelope(
+            version=1, sender=self.address, target=msg.sender, session=msg.session, schema_digest=digest
+        )
         envelope.encode_payload(body)
         sealed: str = self._sender.seal(envelope, self._settings.envelope_ttl).model_dump_json()
         return sealed.encode()
 
     async def _accept_envelope(self, msg: Inbound, _ctx: ModContext) -> None:
         if dispatcher.dispatch_pending_response(msg.sender, msg.target, msg.session, msg.schema_digest, msg.payload):
-            # A reply to one of our own requests: no handler runs, so nothing will answer in the HTTP response.
-            self._sync_waiters.pop((msg.sender, msg.session), None)
-            return
+            return  # a reply to one of our own requests: no handler runs, nothing to answer in the HTTP response
+        if msg.sync:
+            self._claim_waiter(msg)
         if self._handle_messages_concurrently:
             # Handlers run as their own tasks anyway: skip the hop through uAgents' ordered message queue.
             await self._process_single_message(msg.schema_digest, msg.sender, msg.payload, msg.session)

@@ -50,16 +50,29 @@ class Inbound:
     envelope: Envelope | None = None
     message: Model | None = None
     digest: bytes | None = None
+    sync: bool = False
+    """The sender waits for the reply in the HTTP response (uAgents "sync")."""
+    reply: asyncio.Future[tuple[str, str]] | None = None
+    """Set by the agent once the envelope passed every check, when the reply may ride in the HTTP response."""
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Transport limits enforced by the default mods."""
+    """Transport limits: what the default mods accept, what the transport reads, and which peers it posts to."""
 
     max_message_bytes: int = 64 * 1024
+    """Largest envelope accepted, and (plus a little framing) largest HTTP response read from a peer."""
     max_envelope_ttl: float = 300.0
     clock_skew: float = 5.0
     allowed_senders: frozenset[str] | None = None
+    allowed_endpoint_hosts: frozenset[str] | None = None
+    """When set, the only peer hosts envelopes are posted to: host names, IP addresses or CIDR networks."""
+    allow_private_endpoints: bool | None = None
+    """Peers on non-public addresses: None allows the class the agent advertises itself at (loopback for a
+    loopback agent, private ranges for one on a private address; never link-local), True any address, False
+    public addresses only (see agents.transport.EndpointPolicy)."""
+    max_pending_replies: int = 1024
+    """Requests whose reply may wait in an open HTTP response at once; beyond it replies go as their own envelopes."""
 
 
 @dataclass(slots=True)
@@ -73,11 +86,27 @@ class Metrics:
 
 class ReplayLedger:
     """Persists seen message ids with group commit: ids checked in one event-loop tick share one SQLite
-    transaction, and each check resolves only after its commit (durable before any handler runs)."""
+    transaction, and each check resolves only after its commit (durable before any handler runs).
 
-    def __init__(self, store: AgentStore) -> None:
+    Expired ids are dropped in the same transaction every `prune_every` new ids or `prune_interval` seconds
+    of `wall_clock`, whichever comes first, so a long-running agent keeps only ids still inside their expiry.
+    """
+
+    def __init__(
+        self,
+        store: AgentStore,
+        wall_clock: Callable[[], float] = time.time,
+        *,
+        prune_every: int = 1024,
+        prune_interval: float = 60.0,
+    ) -> None:
         self._store = store
         self._pending: list[tuple[tuple[str, str, float], asyncio.Future[bool]]] = []
+        self._wall_clock = wall_clock
+        self._prune_every = prune_every
+        self._prune_interval = prune_interval
+        self._since_prune = 0
+        self._pruned_at = wall_clock()
 
     async def remember(self, sender: str, message_id: str, expires: float) -> bool:
         """True the first time (sender, message_id) is seen, False for a replay."""
@@ -90,13 +119,20 @@ class ReplayLedger:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        now = self._wall_clock()
+        prune = self._since_prune >= self._prune_every or now - self._pruned_at >= self._prune_interval
         try:
-            results = self._store.remember_messages([entry for entry, _ in pending])
+            results = self._store.remember_messages(
+                [entry for entry, _ in pending], forget_before=now if prune else None
+            )
         except Exception as err:  # the checks fail closed: every waiter sees the error
             for _, future in pending:
                 if not future.done():
                     future.set_exception(err)
             return
+        if prune:
+            self._since_prune, self._pruned_at = 0, now
+        self._since_prune += len(pending)
         for (_, future), fresh in zip(pending, results, strict=True):
             if not future.done():
                 future.set_result(fresh)

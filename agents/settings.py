@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agents.mods import Limits
 
@@ -32,6 +33,12 @@ class AgentSettings:
     def state_dir(self) -> Path:
         """This agent's data folder (SQLite store, uAgents key/value file)."""
         return Path(self.data_dir) if self.data_dir is not None else default_data_root() / self.name
+
+    def advertised_host(self) -> str:
+        """The host peers reach this agent at: `public_url`'s when set, else the one it binds."""
+        if self.public_url:
+            return urlsplit(self.public_url).hostname or self.host
+        return self.host
 
     def __repr__(self) -> str:
         # The seed is key material: keep it out of logs and tracebacks.

@@ -53,11 +53,15 @@ class AgentStore:
             )
             return cursor.rowcount == 1
 
-    def remember_messages(self, entries: list[tuple[str, str, float]]) -> list[bool]:
-        """`remember_message` for many (sender, id, expires) at once, in one transaction (group commit)."""
+    def remember_messages(
+        self, entries: list[tuple[str, str, float]], *, forget_before: float | None = None
+    ) -> list[bool]:
+        """`remember_message` for many (sender, id, expires) in one transaction; `forget_before` drops expired ids."""
         with self._lock:
             self._db.execute("BEGIN")
             try:
+                if forget_before is not None:  # pruning shares the batch's commit
+                    self._db.execute("DELETE FROM seen_messages WHERE expires < ?", (forget_before,))
                 results = [
                     self._db.execute(
                         "INSERT OR IGNORE INTO seen_messages (sender, message_id, expires) VALUES (?, ?, ?)", entry

@@ -1,8 +1,9 @@
 """What the marketplace registry stores: AgentCard, Offering, and the signed write that binds a card to its agent.
 
-A write is the card (or just the address) plus a nonce and a timestamp, signed by the agent's uAgents
-identity key over the sha256 digest of canonical JSON. The registry checks the signature against the
-`agent1…` address itself, so only the holder of that key can publish, change or remove its card.
+A write is the card (or just the address) plus a nonce, a timestamp and the id of the registry it is for,
+signed by the agent's uAgents identity key over the sha256 digest of canonical JSON. The registry checks the
+signature against the `agent1…` address itself, so only the holder of that key can publish, change or remove
+its card, and refuses writes signed for another registry, so one registry cannot replay them to another.
 Fields are plain types (str, int, lists) so a uAgents (pydantic v1) mirror can carry them unchanged.
 """
 
@@ -30,6 +31,9 @@ ENDPOINT_PATTERN = r"^https?://[^\s]{1,250}$"
 DIGEST_PATTERN = r"^(proto:)?[0-9a-f]{64}$"
 NONCE_PATTERN = r"^[0-9a-f]{16,64}$"
 SIGNATURE_PATTERN = r"^sig1[02-9ac-hj-np-z]{40,200}$"
+REGISTRY_ID_PATTERN = SLUG_PATTERN
+"""A registry's id: a slug or its public URL, e.g. `https://registry.example.org`."""
+WRITE_DOMAIN = "agora.registry.v2"
 MAX_UINT256 = 2**256 - 1
 
 
@@ -73,7 +77,7 @@ class AgentCard(BaseModel):
 
 
 class SignedWrite(BaseModel):
-    """A registry write: action + address (+ card) + nonce + timestamp, signed by the agent's identity key."""
+    """A registry write: action + address (+ card) + nonce + timestamp + registry, signed by the agent's key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -83,6 +87,10 @@ class SignedWrite(BaseModel):
     nonce: str = Field(pattern=NONCE_PATTERN, description="Fresh random hex; the registry refuses a repeat.")
     timestamp: WholeNumber = Field(
         ge=0, le=2**40, description="Unix seconds when signed; must be near the registry's clock."
+    )
+    registry: str = Field(
+        pattern=REGISTRY_ID_PATTERN,
+        description="Id of the registry this write is for (`registry_id` of GET /v1/health); others refuse it.",
     )
     signature: str = Field(
         pattern=SIGNATURE_PATTERN, description="uAgents `sig1…` signature over write_digest() by `address`."
@@ -103,7 +111,7 @@ class SignedWrite(BaseModel):
 
     def digest(self) -> bytes:
         """The sha256 digest this write's signature covers."""
-        return write_digest(self.action, self.address, self.card, self.nonce, self.timestamp)
+        return write_digest(self.action, self.address, self.card, self.nonce, self.timestamp, self.registry)
 
     def signature_valid(self) -> bool:
         """Whether `signature` is `address`'s signature over digest() (never raises)."""
@@ -115,10 +123,11 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def write_digest(action: str, address: str, card: AgentCard | None, nonce: str, timestamp: int) -> bytes:
-    """sha256 of the canonical JSON of a write's signed fields."""
+def write_digest(action: str, address: str, card: AgentCard | None, nonce: str, timestamp: int, registry: str) -> bytes:
+    """sha256 of the canonical JSON of a write's signed fields, the registry it is for included."""
     payload = {
-        "domain": "agora.registry.v1",
+        "domain": WRITE_DOMAIN,
+        "registry": registry,
         "action": action,
         "address": address,
         "card": None if card is None else card.model_dump(mode="json"),
@@ -141,13 +150,22 @@ def sign_write(
     action: WriteAction,
     card: AgentCard | None = None,
     *,
+    registry: str,
     nonce: str | None = None,
     timestamp: int | None = None,
 ) -> SignedWrite:
-    """Build and sign a registry write as `identity` (a uagents_core Identity, e.g. `agent.wallet`'s owner)."""
+    """Build and sign a write for `registry` (its id) as `identity` (a uagents_core Identity)."""
     address: str = identity.address
     nonce = nonce if nonce is not None else secrets.token_hex(16)
     timestamp = timestamp if timestamp is not None else int(time.time())
-    digest = write_digest(action, address, card, nonce, timestamp)
+    digest = write_digest(action, address, card, nonce, timestamp, registry)
     signature: str = identity.sign_digest(digest)
-    return SignedWrite(action=action, address=address, card=card, nonce=nonce, timestamp=timestamp, signature=signature)
+    return SignedWrite(
+        action=action,
+        address=address,
+        card=card,
+        nonce=nonce,
+        timestamp=timestamp,
+        registry=registry,
+        signature=signature,
+    )

@@ -8,16 +8,38 @@ from protocols.errors import ErrorReply
 from protocols.model import Model
 
 
-class EvaluationRequest(Model):
-    """Grade the artifact submitted to JobEscrow job `escrow_job_id` on held-out data (`heldout_ref`, a blob id).
+class EvaluationTerms(Model):
+    """How JobEscrow job `escrow_job_id` is judged, sent by its client to its evaluator when it funds the job.
 
-    The evaluator completes the job when the measured score reaches `min_score` (in millionths), else rejects it.
+    The evaluator keeps them only if they hash to the job's on-chain spec hash, together with the dataset
+    and epochs the provider trains on; `salt` keeps the held-out reference hidden from the provider, which
+    sees only its commitment. Once kept, the terms cannot change and the client cannot withhold them.
+    """
+
+    escrow_job_id: int
+    dataset_ref: str
+    epochs: int
+    heldout_ref: str
+    salt: str
+    metric: str
+    min_score: int
+
+
+class TermsAccepted(Model):
+    """The evaluator holds the terms of a job and will grade its deliverable by them."""
+
+    escrow_job_id: int
+
+
+class EvaluationRequest(Model):
+    """Grade the artifact submitted to JobEscrow job `escrow_job_id` by the terms its client committed to.
+
+    Anyone may ask (the provider does, once it submitted); the evaluator completes the job when the measured
+    score reaches the terms' least score, else rejects it, and answers later requests from its record.
     """
 
     escrow_job_id: int
     artifact_hash: str
-    heldout_ref: str
-    min_score: int
 
 
 class EvaluationResult(Model):
@@ -33,9 +55,11 @@ SPEC = ProtocolSpecification(
     name="agora-evaluation",
     version="2.0.0",
     interactions={
+        EvaluationTerms: {TermsAccepted, ErrorReply},
         EvaluationRequest: {EvaluationResult, ErrorReply},
+        TermsAccepted: set(),
         EvaluationResult: set(),
     },
-    roles={"requester": {EvaluationResult}, "validator": {EvaluationRequest}},
+    roles={"requester": {TermsAccepted, EvaluationResult}, "validator": {EvaluationTerms, EvaluationRequest}},
 )
-"""Roles: validators grade deliverables; requesters (buyers) receive verdicts."""
+"""Roles: validators keep terms and grade deliverables; requesters (clients, providers) receive verdicts."""

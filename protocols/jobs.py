@@ -27,7 +27,12 @@ class InferenceResult(Model):
 
 
 class TrainingRequest(Model):
-    """Train from `base_model_id` on a dataset reference; `escrow_job_id` names the funded JobEscrow job."""
+    """Train from `base_model_id` on a dataset reference; `escrow_job_id` names the funded JobEscrow job.
+
+    The evaluation terms (a commitment to the held-out data, the metric, the least score, the evaluator's
+    account) travel with the request so the provider can check them against the job's on-chain spec hash
+    before it works: nobody can change how the work is judged after the provider accepted it.
+    """
 
     job_id: str
     base_model_id: str
@@ -35,6 +40,10 @@ class TrainingRequest(Model):
     epochs: int
     price: int
     escrow_job_id: int
+    heldout_commitment: str
+    metric: str
+    min_score: int
+    evaluator: str
 
 
 class TrainingResult(Model):
@@ -47,7 +56,7 @@ class TrainingResult(Model):
 
 SPEC = ProtocolSpecification(
     name="agora-jobs",
-    version="1.0.0",
+    version="2.0.0",
     interactions={
         InferenceRequest: {InferenceResult, ErrorReply},
         TrainingRequest: {TrainingResult, ErrorReply},

@@ -8,8 +8,10 @@ takes its budget back after the deadline.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
+from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 from pydantic import BaseModel
 from uagents import Context
@@ -40,12 +42,29 @@ from marketplace.ml import (
 from marketplace.registry.models import AgentEntry
 from protocols import jobs
 from protocols.errors import ErrorCode
-from protocols.evaluation import EvaluationRequest, EvaluationResult
+from protocols.evaluation import EvaluationRequest, EvaluationResult, EvaluationTerms, TermsAccepted
 from protocols.jobs import TrainingRequest, TrainingResult
 from protocols.negotiation import JobSpec
 
 MAX_TRAINING_BLOB = 4 * 1024 * 1024
 """Largest training dataset a provider accepts (bytes)."""
+
+METRICS = {"recommender": "auc", "classifier": "accuracy"}
+"""The held-out metric a fine-tune of each model kind is judged by."""
+
+
+def heldout_commitment(heldout_ref: str, salt: str) -> str:
+    """Commitment to the held-out data's reference: the provider sees this, never the reference itself."""
+    return "0x" + hashlib.sha256(f"agora:heldout:{heldout_ref}:{salt}".encode()).hexdigest()
+
+
+def terms_hash(
+    base_model: int, dataset_ref: str, epochs: int, heldout: str, metric: str, min_score: int, evaluator: str
+) -> bytes:
+    """The JobEscrow spec hash of a fine-tuning job: what is trained, on what, and how it is judged and by whom."""
+    fields = ["string", "uint256", "string", "uint256", "bytes32", "string", "uint256", "address"]
+    values = ["agora:fine-tune:v2", base_model, dataset_ref, epochs, to_bytes32(heldout), metric, min_score, evaluator]
+    return keccak(encode(fields, values))
 
 
 class TrainingPlan(BaseModel):
@@ -76,14 +95,19 @@ class TrainingOutcome(BaseModel):
 
 
 class FundedJob(Record):
-    """A job this client funded: with whom, graded by whom, on which data."""
+    """A job this client funded: with whom, graded by whom (agent and account), on which data, by which terms."""
 
     plan: TrainingPlan
     negotiation_id: str
     seller: str
     evaluator: str
+    evaluator_account: str
     price: int
     escrow_job_id: int
+    dataset_ref: str
+    heldout_ref: str
+    salt: str
+    metric: str
     outcome: TrainingOutcome
 
 
@@ -111,58 +135,75 @@ class EscrowClient(Capability):
             f"{self.agent.name}:{plan.base_model_id}:{plan.catalogue}", exclude=seller.card.owner
         )
         base = await s.models.get(plan.base_model_id)
+        now = await s.chain_time()
+        train_ref, heldout_ref = self._publish_data(plan)
+        # Deterministic for a seed (reports stay reproducible) and unguessable without this agent's key.
+        salt = keccak(bytes(s.conn.account.key) + f"{deal.negotiation_id}:{now}".encode()).hex()
+        metric = METRICS[base.kind]
+        spec_hash = terms_hash(
+            base.chain_id, train_ref, plan.epochs, heldout_commitment(heldout_ref, salt), metric, plan.min_score,
+            evaluator.card.owner,
+        )  # fmt: skip
         terms = EscrowTerms(
             provider=seller.card.owner,
             evaluator=evaluator.card.owner,
-            deadline=await s.chain_time() + plan.ttl,
+            deadline=now + plan.ttl,
             budget=deal.price,
             model_id=base.chain_id,
             evaluator_fee_bps=plan.evaluator_fee_bps,
-            spec_hash=keccak(text=f"fine-tune:{plan.base_model_id}:{plan.catalogue}:{plan.epochs}"),
+            spec_hash=spec_hash,
         )
         created = await s.escrow.create_job(terms)
         await s.token.approve(s.escrow.address, deal.price)
         await s.escrow.fund(created.job_id, deal.price)
         outcome.escrow_job_id, outcome.state = created.job_id, "funded"
+        committed = EvaluationTerms(
+            escrow_job_id=created.job_id, dataset_ref=train_ref, epochs=plan.epochs, heldout_ref=heldout_ref,
+            salt=salt, metric=metric, min_score=plan.min_score,
+        )  # fmt: skip
+        await self.agent.request(evaluator.card.address, committed, TermsAccepted, wait=30)
         record = FundedJob(
             plan=plan,
             negotiation_id=deal.negotiation_id,
             seller=seller.card.address,
             evaluator=evaluator.card.address,
+            evaluator_account=evaluator.card.owner,
             price=deal.price,
             escrow_job_id=created.job_id,
+            dataset_ref=train_ref,
+            heldout_ref=heldout_ref,
+            salt=salt,
+            metric=metric,
             outcome=outcome,
         )
         self.jobs.put(str(created.job_id), record)
         return outcome
 
     async def deliver(self, escrow_job_id: int) -> TrainingOutcome:
-        """Hand the training data to the seller, then the deliverable and held-out data to the evaluator."""
+        """Hand the training data and the committed terms to the seller; then read the evaluator's verdict."""
         job = self.jobs.get(str(escrow_job_id))
         if job is None:
             raise KeyError(f"escrow job {escrow_job_id} was not funded by this agent")
         outcome = job.outcome
-        train_ref, heldout_ref = self._publish_data(job.plan)
         request = TrainingRequest(
             job_id=job.negotiation_id,
             base_model_id=job.plan.base_model_id,
-            dataset_ref=train_ref,
+            dataset_ref=job.dataset_ref,
             epochs=job.plan.epochs,
             price=job.price,
             escrow_job_id=escrow_job_id,
+            heldout_commitment=heldout_commitment(job.heldout_ref, job.salt),
+            metric=job.metric,
+            min_score=job.plan.min_score,
+            evaluator=job.evaluator_account,
         )
         try:
-            result = await self.agent.request(job.seller, request, TrainingResult, wait=60)
+            result = await self.agent.request(job.seller, request, TrainingResult, wait=120)
         except (RemoteError, DeliveryError, TimeoutError):
             outcome.state = "not-delivered"
         else:
             outcome.artifact_hash = result.artifact_hash
-            grade = EvaluationRequest(
-                escrow_job_id=escrow_job_id,
-                artifact_hash=result.artifact_hash,
-                heldout_ref=heldout_ref,
-                min_score=job.plan.min_score,
-            )
+            grade = EvaluationRequest(escrow_job_id=escrow_job_id, artifact_hash=result.artifact_hash)
             verdict = await self.agent.request(job.evaluator, grade, EvaluationResult, wait=60)
             outcome.score = verdict.score
             outcome.state = "completed" if verdict.completed else "rejected"
@@ -218,6 +259,17 @@ class EscrowProvider(Capability):
         self.seed = seed
         self.deliveries = Repository(agent.store, "escrow.provider", TrainingJob)
 
+    async def _ask_for_grade(self, evaluator: str, escrow_job_id: int, artifact_hash: str) -> None:
+        """Have the job's evaluator (the account the chain names) grade the deliverable now, so nobody can stall it."""
+        grade = EvaluationRequest(escrow_job_id=escrow_job_id, artifact_hash=artifact_hash)
+        candidates = await self.settlement.agents_of({evaluator}, role=None)
+        for address in candidates[evaluator.lower()]:
+            try:
+                await self.agent.request(address, grade, EvaluationResult, wait=60)
+                return
+            except (RemoteError, DeliveryError, TimeoutError) as err:
+                self.agent.logger.info("evaluator candidate %s did not grade: %s", address[:16], err)
+
     def handlers(self) -> Iterable[Handlers]:
         """TrainingRequest, in the seller role of the jobs protocol."""
         return (Handlers(jobs.SPEC, "seller", {TrainingRequest: self._on_training}),)
@@ -234,6 +286,14 @@ class EscrowProvider(Capability):
             raise Rejected(ErrorCode.REJECTED, "escrow job is not funded for this seller")
         if job.budget < terms.floor or msg.price != job.budget:
             raise Rejected(ErrorCode.REJECTED, "escrow budget differs from the agreed price")
+        if job.model_id != served.chain_id:
+            raise Rejected(ErrorCode.REJECTED, "the escrow job names another model than the one fine-tuned here")
+        expected = terms_hash(
+            served.chain_id, msg.dataset_ref, msg.epochs, msg.heldout_commitment, msg.metric, msg.min_score,
+            job.evaluator,
+        )  # fmt: skip
+        if expected != job.spec_hash or msg.metric != METRICS[served.kind]:
+            raise Rejected(ErrorCode.REJECTED, "the request's terms are not the ones the escrow job committed to")
         try:
             blob = self.settlement.blobs.get(msg.dataset_ref, MAX_TRAINING_BLOB)
             dataset = load_dataset(blob, msg.dataset_ref, MAX_TRAINING_BLOB)
@@ -255,6 +315,7 @@ class EscrowProvider(Capability):
             str(msg.escrow_job_id),
             TrainingJob(escrow_job_id=msg.escrow_job_id, artifact=artifact.artifact_hash, child_model_id=child_id),
         )
+        await self._ask_for_grade(job.evaluator, msg.escrow_job_id, artifact.artifact_hash)
         result = TrainingResult(
             job_id=msg.job_id,
             artifact_hash=artifact.artifact_hash,

@@ -14,6 +14,7 @@ from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 from eth_utils.crypto import keccak
 from pydantic import BaseModel
 from uagents import Context
@@ -54,8 +55,11 @@ def sign_task(account: LocalAccount, task: bytes) -> str:
 def task_signer(task: bytes, signature: str) -> str | None:
     """Who signed an audit task id, or None for a malformed signature."""
     try:
-        return str(Account.recover_message(encode_defunct(primitive=task), signature=bytes.fromhex(signature[2:])))
-    except (ValueError, TypeError):
+        raw = bytes.fromhex(signature[2:])
+        if len(raw) != 65:
+            return None
+        return str(Account.recover_message(encode_defunct(primitive=task), signature=raw))
+    except (BadSignature, ValueError, TypeError):  # not hex, or no key recovers from it
         return None
 
 

@@ -18,7 +18,14 @@ from agents.capabilities.kit import Capability, Handlers
 from agents.mods import Rejected
 from agents.settlement import Settlement
 from agents.state import Record, Repository, key
-from marketplace.chain import ChannelClaimed, ChannelRefunded, SignedVoucher, sign_voucher, verify_voucher
+from marketplace.chain import (
+    ChannelClaimed,
+    ChannelRefunded,
+    ContractRevert,
+    SignedVoucher,
+    sign_voucher,
+    verify_voucher,
+)
 from marketplace.chain import Voucher as SignedAmount
 from protocols import payment
 from protocols.errors import ErrorCode
@@ -84,7 +91,10 @@ class ChannelPayee(Capability):
             raise Rejected(ErrorCode.MALFORMED, "channel_id must be a decimal channel number") from exc
         known = self.channels.get(str(channel_id))
         if known is None:
-            channel = await self.settlement.channels.get_channel(channel_id)
+            try:
+                channel = await self.settlement.channels.get_channel(channel_id)
+            except ContractRevert as exc:
+                raise Rejected(ErrorCode.REJECTED, "no such channel") from exc
             if channel.recipient.lower() != self.settlement.account.lower():
                 raise Rejected(ErrorCode.REJECTED, "channel does not pay this agent")
             if channel.sender.lower() != msg.payer.lower() or channel.closed:

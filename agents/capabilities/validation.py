@@ -8,15 +8,17 @@ disputed attestation on chain, an evaluation must be for a job that names this v
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterable
 
-from uagents import Context
+from uagents import Context, Model
 
 from agents.base import AgoraAgent, RemoteError
+from agents.capabilities.escrow import heldout_commitment, terms_hash
 from agents.capabilities.inference import run_call, task_id, task_signer
-from agents.capabilities.kit import Capability, Handlers
+from agents.capabilities.kit import Capability, Handler, Handlers
 from agents.mods import Rejected
 from agents.offload import offload
 from agents.settlement import MILLIONTHS, Settlement, to_bytes32
@@ -29,7 +31,7 @@ from protocols import disputes, evaluation, validation
 from protocols.commitment import verify_output_commitment
 from protocols.disputes import DisputeVoteRequest
 from protocols.errors import ErrorCode
-from protocols.evaluation import EvaluationRequest, EvaluationResult
+from protocols.evaluation import EvaluationRequest, EvaluationResult, EvaluationTerms, TermsAccepted
 from protocols.validation import Attestation, ValidationRequest
 
 MAX_HELDOUT_BLOB = 4 * 1024 * 1024
@@ -107,7 +109,10 @@ class ReExecutor(Capability):
         except KeyError as exc:
             raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
         task = task_id(listed.chain_id, msg.claimed_commitment, msg.channel_id, msg.cumulative_amount)
-        channel = await self.settlement.channels.get_channel(msg.channel_id)
+        try:
+            channel = await self.settlement.channels.get_channel(msg.channel_id)
+        except ContractRevert as exc:
+            raise Rejected(ErrorCode.REJECTED, "no such channel") from exc
         if channel.recipient.lower() != msg.seller.lower() or channel.model_id != listed.chain_id:
             raise Rejected(ErrorCode.REJECTED, "that channel does not pay this seller for this model")
         if not 0 < msg.cumulative_amount <= channel.deposit:
@@ -170,7 +175,10 @@ class DisputeVoter(Capability):
 
     async def _on_vote_request(self, ctx: Context, sender: str, msg: DisputeVoteRequest) -> None:
         staking = self.settlement.staking
-        dispute = await staking.dispute_of(msg.dispute_id)
+        try:
+            dispute = await staking.dispute_of(msg.dispute_id)
+        except ContractRevert as exc:
+            raise Rejected(ErrorCode.REJECTED, "no such dispute") from exc
         accused = "0x" + dispute.accused_result.hex()
         try:
             listed = await self.settlement.models.get(msg.model_id)
@@ -194,6 +202,7 @@ class DisputeVoter(Capability):
 class Grade(Record):
     """An evaluation this validator made and what it settled."""
 
+    metric: str
     score: int
     completed: bool
     fee: int = 0
@@ -201,42 +210,75 @@ class Grade(Record):
     provider: int = 0
 
 
+class KeptTerms(Record):
+    """Evaluation terms a client committed to on chain, kept by the job's evaluator."""
+
+    heldout_ref: str
+    metric: str
+    min_score: int
+
+
 class Evaluator(Capability):
-    """Grades a JobEscrow deliverable on held-out data, then completes (pays) or rejects (refunds) the job."""
+    """Keeps a JobEscrow job's evaluation terms when they match its spec hash, then grades the deliverable on the
+    held-out data and completes (pays) or rejects (refunds) the job, once, whoever asks."""
 
     def __init__(self, agent: AgoraAgent, settlement: Settlement) -> None:
         super().__init__(agent)
         self.settlement = settlement
+        self.terms = Repository(agent.store, "evaluator.terms", KeptTerms)
         self.grades = Repository(agent.store, "evaluator.grade", Grade)
+        self._grading: dict[int, asyncio.Lock] = {}
 
     def handlers(self) -> Iterable[Handlers]:
-        """EvaluationRequest, in the validator role of the evaluation protocol."""
-        return (Handlers(evaluation.SPEC, "validator", {EvaluationRequest: self._on_evaluation}),)
+        """EvaluationTerms and EvaluationRequest, in the validator role of the evaluation protocol."""
+        table: dict[type[Model], Handler] = {EvaluationTerms: self._on_terms, EvaluationRequest: self._on_evaluation}
+        return (Handlers(evaluation.SPEC, "validator", table),)
 
-    async def _on_evaluation(self, ctx: Context, sender: str, msg: EvaluationRequest) -> None:
-        escrow = self.settlement.escrow
-        job = await escrow.get_job(msg.escrow_job_id)
+    async def _on_terms(self, ctx: Context, sender: str, msg: EvaluationTerms) -> None:
+        job = await self.settlement.escrow.get_job(msg.escrow_job_id)
         if job.evaluator.lower() != self.settlement.account.lower():
             raise Rejected(ErrorCode.REJECTED, "this validator is not the job's evaluator")
+        committed = heldout_commitment(msg.heldout_ref, msg.salt)
+        expected = terms_hash(
+            job.model_id, msg.dataset_ref, msg.epochs, committed, msg.metric, msg.min_score, job.evaluator
+        )
+        if expected != job.spec_hash:
+            raise Rejected(ErrorCode.REJECTED, "these terms are not the ones the escrow job committed to")
+        self.terms.add(
+            str(msg.escrow_job_id), KeptTerms(heldout_ref=msg.heldout_ref, metric=msg.metric, min_score=msg.min_score)
+        )
+        await ctx.send(sender, TermsAccepted(escrow_job_id=msg.escrow_job_id))
+
+    async def _on_evaluation(self, ctx: Context, sender: str, msg: EvaluationRequest) -> None:
+        async with self._grading.setdefault(msg.escrow_job_id, asyncio.Lock()):  # the provider and client may both ask
+            grade = self.grades.get(str(msg.escrow_job_id)) or await self._grade(msg)
+        result = EvaluationResult(
+            escrow_job_id=msg.escrow_job_id, metric=grade.metric, score=grade.score, completed=grade.completed
+        )
+        await ctx.send(sender, result)
+
+    async def _grade(self, msg: EvaluationRequest) -> Grade:
+        escrow = self.settlement.escrow
+        job = await escrow.get_job(msg.escrow_job_id)
+        terms = self.terms.get(str(msg.escrow_job_id))
+        if job.evaluator.lower() != self.settlement.account.lower() or terms is None:
+            raise Rejected(ErrorCode.REJECTED, "no committed terms for that job here")
         if job.status != JobStatus.SUBMITTED or job.deliverable != to_bytes32(msg.artifact_hash):
             raise Rejected(ErrorCode.REJECTED, "no such deliverable submitted for this job")
         blobs = self.settlement.blobs
         try:
             model = load_model(blobs.get(msg.artifact_hash), msg.artifact_hash)
-            heldout = load_dataset(blobs.get(msg.heldout_ref, MAX_HELDOUT_BLOB), msg.heldout_ref, MAX_HELDOUT_BLOB)
+            heldout = load_dataset(blobs.get(terms.heldout_ref, MAX_HELDOUT_BLOB), terms.heldout_ref, MAX_HELDOUT_BLOB)
             metrics = await offload(evaluate, model, heldout)
         except ValueError as exc:
             raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
-        score = round(metrics.score * MILLIONTHS)
+        score = round(metrics.score * MILLIONTHS) if metrics.metric == terms.metric else 0
         reason = hashlib.sha256(json.dumps(metrics.to_dict(), sort_keys=True).encode()).digest()
-        grade = Grade(score=score, completed=score >= msg.min_score)
+        grade = Grade(metric=terms.metric, score=score, completed=score >= terms.min_score)
         if grade.completed:
             paid = await escrow.complete(msg.escrow_job_id, reason, min(100, score // 10_000))
             grade.fee, grade.royalties, grade.provider = paid.evaluator_fee, paid.royalties, paid.provider_amount
         else:
             await escrow.reject(msg.escrow_job_id, reason)
         self.grades.put(str(msg.escrow_job_id), grade)
-        result = EvaluationResult(
-            escrow_job_id=msg.escrow_job_id, metric=metrics.metric, score=score, completed=grade.completed
-        )
-        await ctx.send(sender, result)
+        return grade

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from marketplace.registry.models import EventList, Health, Reputation, SearchQue
 from marketplace.registry.openapi import openapi_document
 from marketplace.registry.reputation import ChainReputation, ReputationSource, StaticReputation
 from marketplace.registry.storage import RegistryStore, StoredAgent, WriteRefused
-from protocols.cards import SignedWrite, WriteAction
+from protocols.cards import REGISTRY_ID_PATTERN, SignedWrite, WriteAction
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ class RegistrySettings:
     deployment: Deployment | None = None
     """With rpc_url: read economy events (and reputation, when AgentRegistry is deployed) from this chain."""
     event_poll_interval: float = 0.5
+    registry_id: str | None = None
+    """The id signed writes must name (e.g. this registry's public URL); None: a random one kept in the database."""
+    max_event_subscribers: int = 64
+    """Live /v1/events/stream connections at once; more are answered 503."""
 
 
 class ApiError(Exception):
@@ -123,6 +128,8 @@ class RegistryService:
         self.feed = feed
         self.clock = clock
         self.watcher: ChainWatcher | None = None
+        self.registry_id = settings.registry_id or ""
+        """Set when the app starts: the configured id, else the database's."""
         self._pending: set[asyncio.Task[None]] = set()
 
     async def write(self, raw: bytes, action: WriteAction, path_address: str | None) -> tuple[SignedWrite, float]:
@@ -141,6 +148,11 @@ class RegistryService:
             raise ApiError(422, "invalid_body", _validation_message(exc)) from None
         if write.action != action:
             raise ApiError(400, "wrong_action", f"this endpoint takes action {action!r}, not {write.action!r}")
+        if write.registry != self.registry_id:
+            # Signed for another registry (the id is in the signed digest): a replay from there, or a stale id.
+            raise ApiError(
+                403, "wrong_registry", f"write is for registry {write.registry!r}, this is {self.registry_id!r}"
+            )
         if (path_address is not None and write.address != path_address) or not write.card_matches():
             # Not the signer's own entry: refused as forbidden whatever the signature says.
             raise ApiError(403, "address_mismatch", "the write's address differs from the URL's or the card's")
@@ -310,10 +322,14 @@ async def recent_events(request: web.Request) -> web.Response:
 async def event_stream(request: web.Request) -> web.StreamResponse:
     """GET /v1/events/stream: server-sent events until the client leaves or the registry stops."""
     service = request.app[SERVICE]
+    if service.feed.subscriber_count >= service.settings.max_event_subscribers:
+        answer = error_response(503, "too_many_subscribers", "too many live event streams; try again later")
+        answer.headers["Retry-After"] = "15"
+        return answer
+    queue = service.feed.subscribe()  # taken before the first await, so concurrent streams cannot overshoot
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    queue = service.feed.subscribe()
     try:
+        await response.prepare(request)
         await response.write(b": connected\n\n")
         while True:
             try:
@@ -340,6 +356,7 @@ async def health(request: web.Request) -> web.Response:
         agents=await service.store.count(service.clock()),
         schema_version=await service.store.schema_version(),
         chain_events=service.watcher is not None,
+        registry_id=service.registry_id,
     )
     return _json_text(body.model_dump_json())
 
@@ -382,6 +399,8 @@ def create_app(
 ) -> web.Application:
     """Build the registry app; a store passed in is the caller's to close, otherwise one is opened from settings."""
     settings = settings or RegistrySettings()
+    if settings.registry_id is not None and not re.fullmatch(REGISTRY_ID_PATTERN, settings.registry_id):
+        raise ValueError(f"registry_id {settings.registry_id!r} must match {REGISTRY_ID_PATTERN}")
     app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
     feed = feed or EventFeed()
 
@@ -395,6 +414,7 @@ def create_app(
             if reputation is None and "AgentRegistry" in settings.deployment.contracts:
                 source = ChainReputation.for_deployment(w3, settings.deployment)
         service = RegistryService(settings, opened, source, feed, clock)
+        service.registry_id = settings.registry_id or await opened.registry_id()
         if w3 is not None and settings.deployment is not None:
             service.watcher = ChainWatcher(
                 w3,

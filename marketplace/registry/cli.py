@@ -100,6 +100,12 @@ def serve(
     ] = None,
     manifest: Annotated[Path | None, typer.Option(help="Deployment manifest (default: .agora/deployments/).")] = None,
     ttl: Annotated[float, typer.Option(help="Seconds an entry lives without a heartbeat.")] = 120.0,
+    registry_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Id signed writes must name, e.g. the public URL (default: a random id kept in the database)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the registry API, its OpenAPI document (/openapi.json) and the dashboard (/)."""
     import logging
@@ -114,12 +120,18 @@ def serve(
         chain = chain_source(rpc_url, manifest)
     except (ValueError, NodeError, OSError) as exc:
         _fail(str(exc))
-    settings = RegistrySettings(database_url=url, ttl=ttl, rpc_url=chain.rpc_url, deployment=chain.deployment)
+    settings = RegistrySettings(
+        database_url=url, ttl=ttl, rpc_url=chain.rpc_url, deployment=chain.deployment, registry_id=registry_id
+    )
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a --registry-id that is not a slug or URL
+        _fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console.print(chain.note, highlight=False, soft_wrap=True)
     console.print(f"agora registry on http://{host}:{port}/ (database: {shown})", highlight=False, soft_wrap=True)
     try:
-        web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+        web.run_app(app, host=host, port=port, print=None, access_log=None)
     except OSError as exc:
         # The port is taken or the database server cannot be reached: say which, without a traceback.
         _fail(f"the registry could not start on {host}:{port}: {exc}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from marketplace.registry.models import AgentEntry, SearchPage, WriteAccepted
+from marketplace.registry.models import AgentEntry, Health, SearchPage, WriteAccepted
 from protocols.cards import AgentCard, Role, SignedWrite, WriteAction, sign_write
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,17 @@ class RegistryError(RuntimeError):
         self.message = message
 
 
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""Largest registry answer read (a full search page of the largest cards is about 2 MB)."""
+
+
 class RegistryClient:
-    """One agent's view of a registry; writes are signed with `identity` (a uagents_core Identity)."""
+    """One agent's view of a registry; writes are signed with `identity` (a uagents_core Identity).
+
+    Writes name the registry they are for: `registry_id` when given (pinned), else the id the registry
+    reports in GET /v1/health, learned at the first write. A pinned id also protects against a registry
+    that reports another registry's id in order to replay this agent's writes there.
+    """
 
     def __init__(
         self,
@@ -38,6 +48,7 @@ class RegistryClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        registry_id: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.identity = identity
@@ -46,6 +57,8 @@ class RegistryClient:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._pinned = registry_id is not None
+        self._registry_id = registry_id
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -69,28 +82,48 @@ class RegistryClient:
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         async with self.session.request(method, self.base_url + path, **kwargs) as response:
-            body = await response.json(content_type=None)
+            raw = await _read_capped(response)
+            body = json.loads(raw) if raw.strip() else None
             if response.status >= 400:
                 body = body if isinstance(body, dict) else {}
                 raise RegistryError(response.status, body.get("code", "error"), body.get("message", ""))
             return response.status, body
 
-    def sign(self, action: WriteAction, card: AgentCard | None = None) -> SignedWrite:
-        """A fresh signed write for this client's identity."""
+    async def registry_id(self) -> str:
+        """The id this client's writes name: the pinned one, else the one the registry reports (then cached)."""
+        if self._registry_id is None:
+            _, body = await self._request("GET", "/v1/health")
+            self._registry_id = Health.model_validate(body).registry_id
+        return self._registry_id
+
+    async def sign(self, action: WriteAction, card: AgentCard | None = None) -> SignedWrite:
+        """A fresh write signed by this client's identity, for this client's registry."""
         if self.identity is None:
             raise ValueError("this RegistryClient has no identity to sign writes with")
-        return sign_write(self.identity, action, card, timestamp=int(self.clock()))
+        registry = await self.registry_id()
+        return sign_write(self.identity, action, card, registry=registry, timestamp=int(self.clock()))
+
+    async def _write(self, method: str, path: str, action: WriteAction, card: AgentCard | None = None) -> Any:
+        try:
+            return await self._send_write(method, path, action, card)
+        except RegistryError as exc:
+            if exc.code != "wrong_registry" or self._pinned:
+                raise
+        self._registry_id = None  # the registry has a new id (a new database): learn it and sign once more
+        return await self._send_write(method, path, action, card)
+
+    async def _send_write(self, method: str, path: str, action: WriteAction, card: AgentCard | None) -> Any:
+        write = await self.sign(action, card)
+        _, body = await self._request(method, path, data=write.model_dump_json())
+        return body
 
     async def register(self, card: AgentCard) -> AgentEntry:
         """Register a new card (fails with code `exists` if the agent is listed)."""
-        _, body = await self._request("POST", "/v1/agents", data=self.sign("register", card).model_dump_json())
-        return AgentEntry.model_validate(body)
+        return AgentEntry.model_validate(await self._write("POST", "/v1/agents", "register", card))
 
     async def update(self, card: AgentCard) -> AgentEntry:
         """Replace the listed card."""
-        write = self.sign("update", card)
-        _, body = await self._request("PUT", f"/v1/agents/{card.address}", data=write.model_dump_json())
-        return AgentEntry.model_validate(body)
+        return AgentEntry.model_validate(await self._write("PUT", f"/v1/agents/{card.address}", "update", card))
 
     async def publish(self, card: AgentCard) -> AgentEntry:
         """Register the card, or update it if the agent is already listed."""
@@ -103,15 +136,18 @@ class RegistryClient:
 
     async def heartbeat(self) -> WriteAccepted:
         """Keep this agent's entry alive."""
-        write = self.sign("heartbeat")
-        _, body = await self._request("POST", f"/v1/agents/{write.address}/heartbeat", data=write.model_dump_json())
+        body = await self._write("POST", f"/v1/agents/{self._address()}/heartbeat", "heartbeat")
         return WriteAccepted.model_validate(body)
 
     async def deregister(self) -> WriteAccepted:
         """Remove this agent's entry."""
-        write = self.sign("deregister")
-        _, body = await self._request("POST", f"/v1/agents/{write.address}/deregister", data=write.model_dump_json())
+        body = await self._write("POST", f"/v1/agents/{self._address()}/deregister", "deregister")
         return WriteAccepted.model_validate(body)
+
+    def _address(self) -> str:
+        if self.identity is None:
+            raise ValueError("this RegistryClient has no identity to sign writes with")
+        return str(self.identity.address)
 
     def start_heartbeats(self, interval: float, card: AgentCard | None = None) -> None:
         """Heartbeat every interval seconds in the background; with card, republish if the entry lapsed."""
@@ -185,3 +221,18 @@ class RegistryClient:
                 return None
             raise
         return [str(e) for e in body["endpoints"]]
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The body, refused (RegistryError `too_large`) past MAX_RESPONSE_BYTES without reading the rest."""
+    declared = response.content_length
+    if declared is not None and declared > MAX_RESPONSE_BYTES:
+        raise RegistryError(response.status, "too_large", f"answer of {declared} bytes > {MAX_RESPONSE_BYTES}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise RegistryError(response.status, "too_large", f"answer longer than {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -17,7 +17,11 @@ class Reputation(BaseModel):
 
     count: int = Field(default=0, ge=0, description="Settled, paid receipts.")
     volume: int = Field(default=0, ge=0, description="Paid volume in AGT base units.")
-    score: int = Field(default=0, ge=0, description="Volume-weighted score as computed on chain (higher is better).")
+    score: int = Field(
+        default=0,
+        ge=0,
+        description="Volume-weighted score rank score in basis points (docs/reputation.md) (higher is better).",
+    )
 
 
 class SearchQuery(BaseModel):
@@ -84,6 +88,7 @@ class Health(BaseModel):
     agents: int
     schema_version: int
     chain_events: bool
+    registry_id: str = Field(description="The id every signed write to this registry must name (`registry`).")
 
 
 class EconomyEvent(BaseModel):

@@ -34,11 +34,12 @@ def _errors(*statuses: int) -> dict[str, Any]:
     reasons = {
         400: "Malformed request (bad JSON, unknown query parameter, path/body mismatch).",
         401: "Unsigned, wrongly signed or stale write.",
-        403: "Replayed nonce, or a write for another agent than its signer.",
+        403: "Replayed nonce, a write for another agent than its signer, or one signed for another registry.",
         404: "No live entry for that address.",
         409: "Already registered.",
         413: "Body larger than the limit.",
         422: "Body or parameters do not match the schema (unknown fields included).",
+        503: "Too many live event streams; retry after `Retry-After` seconds.",
     }
     return {str(s): {"description": reasons[s], "content": _json("ErrorBody")} for s in statuses}
 
@@ -56,7 +57,8 @@ def _write_body(action: str) -> dict[str, Any]:
     return {
         "required": True,
         "content": _json(f"{action.capitalize()}Write"),
-        "description": f"A `{action}` SignedWrite signed by the agent's identity key (protocols.cards.sign_write).",
+        "description": f"A `{action}` SignedWrite for this registry (`registry` = `registry_id` of /v1/health), "
+        "signed by the agent's identity key (protocols.cards.sign_write).",
     }
 
 
@@ -66,7 +68,7 @@ def _write_variants(signed_write: dict[str, Any]) -> dict[str, Any]:
     base = {k: v for k, v in signed_write["properties"].items() if k not in ("action", "card")}
     for action in ("register", "update", "heartbeat", "deregister"):
         properties: dict[str, Any] = {"action": {"type": "string", "const": action}, **base}
-        required = ["action", "address", "nonce", "timestamp", "signature"]
+        required = ["action", "address", "nonce", "timestamp", "registry", "signature"]
         if action in ("register", "update"):
             properties["card"] = {"$ref": REF.format(model="AgentCard")}
             required.append("card")
@@ -192,14 +194,15 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 "operationId": "eventStream",
                 "summary": "Server-sent events: `chain` (an EconomyEvent) and `agents` (the registry changed).",
                 "responses": {
-                    "200": {"description": "An endless text/event-stream.", "content": {"text/event-stream": {}}}
+                    "200": {"description": "An endless text/event-stream.", "content": {"text/event-stream": {}}},
+                    **_errors(503),
                 },
             }
         },
         "/v1/health": {
             "get": {
                 "operationId": "health",
-                "summary": "Registry liveness.",
+                "summary": "Registry liveness, and the registry id signed writes must name.",
                 "responses": {"200": _ok("Up.", "Health")},
             }
         },
@@ -224,7 +227,9 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "title": "agora marketplace registry",
             "version": "1",
             "description": "Signed agent cards, search ranked by price, receipt-backed reputation and recency, "
-            "and address resolution for uAgents. Errors are JSON `{code, message}`.",
+            "and address resolution for uAgents. Every write is signed over, among others, this registry's id "
+            "(`registry_id` in /v1/health), so it cannot be replayed to another registry. "
+            "Errors are JSON `{code, message}`.",
         },
         "paths": paths,
         "components": {"schemas": schemas},

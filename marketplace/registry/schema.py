@@ -78,5 +78,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX ix_write_nonces_seen ON write_nonces (seen_at)",
         ],
     ),
+    (
+        2,
+        "registry settings (its id, which signed writes name)",
+        ["CREATE TABLE registry_meta (name VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)"],
+    ),
 ]
 """Forward-only schema versions; each runs once, in one transaction, recorded in schema_migrations."""

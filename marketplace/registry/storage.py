@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -255,6 +256,19 @@ class RegistryStore:
         """Highest applied migration."""
         value = await self._read(lambda c: c.exec_driver_sql("SELECT MAX(version) FROM schema_migrations").scalar())
         return int(value or 0)
+
+    async def registry_id(self) -> str:
+        """This database's registry id: made up at random on first use, then kept (shared by every process on it)."""
+        async with self._writer.begin() as conn:
+            # Both SQLite and Postgres take ON CONFLICT: registries starting together agree on the first id.
+            await conn.execute(
+                text(
+                    "INSERT INTO registry_meta (name, value) VALUES ('registry_id', :v) ON CONFLICT (name) DO NOTHING"
+                ),
+                {"v": "registry-" + secrets.token_hex(16)},
+            )
+            value = (await conn.execute(text("SELECT value FROM registry_meta WHERE name = 'registry_id'"))).scalar()
+        return str(value)
 
     # --- writes ------------------------------------------------------------------------------
 

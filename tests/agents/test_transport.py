@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from uagents import Context
@@ -131,3 +132,76 @@ async def test_request_remoteRefusal_arrivesAsRemoteError(
         await child.stop()
     assert ok.outputs == REQUEST.inputs
     assert refused.value.code == ErrorCode.UNKNOWN_SCHEMA
+
+
+async def test_readCapped_chunkedResponseOverLimit_refusedMidStream() -> None:
+    """The https path (aiohttp) stops reading a chunked response as soon as it passes the cap."""
+    from agents.http import ResponseTooLarge
+    from agents.transport import _read_capped
+
+    async def flood(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(64):
+            await response.write(b"x" * 16 * 1024)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", flood)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/") as resp:
+                with pytest.raises(ResponseTooLarge):
+                    await _read_capped(resp.content, 100 * 1024)
+            async with session.get(f"http://127.0.0.1:{port}/") as resp:
+                assert len(await _read_capped(resp.content, 1024 * 1024)) == 64 * 16 * 1024
+    finally:
+        await runner.cleanup()
+
+
+async def test_checkedResolver_namesResolvingToRefusedAddresses_refused() -> None:
+    """Host names on the https path are checked on the addresses aiohttp then connects to."""
+    from agents.mods import Limits
+    from agents.transport import EndpointPolicy, EndpointRefused, _CheckedResolver
+
+    local = _CheckedResolver(EndpointPolicy.for_agent(Limits(), "127.0.0.1"))
+    public = _CheckedResolver(EndpointPolicy.for_agent(Limits(), "agent.example.org"))
+    try:
+        assert {r["host"] for r in await local.resolve("localhost", 443)} <= {"127.0.0.1", "::1"}
+        with pytest.raises(EndpointRefused):
+            await public.resolve("localhost", 443)
+    finally:
+        await local.close()
+        await public.close()
+
+
+async def test_send_localhostEndpoint_triesEachCheckedAddress(requester: tuple[AgoraAgent, StaticResolver]) -> None:
+    """`localhost` may resolve to ::1 first while the peer listens on 127.0.0.1 only: the next address is tried."""
+    agent, resolver = requester
+    received: list[bytes] = []
+
+    async def accept(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/submit", accept)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    peer = Identity.generate()
+    resolver.add(peer.address, f"http://localhost:{port}/submit")
+    try:
+        status = await agent.send(peer.address, REQUEST)
+    finally:
+        await runner.cleanup()
+    assert status.detail == "delivered"
+    assert len(received) == 1

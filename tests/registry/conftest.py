@@ -77,8 +77,9 @@ class Registry:
     settings: RegistrySettings = field(default_factory=RegistrySettings)
 
     def sign(self, who: Any, action: WriteAction, card: AgentCard | None = None, **kw: Any) -> SignedWrite:
-        """A write signed now by the registry's clock."""
+        """A write for this registry, signed now by the registry's clock."""
         kw.setdefault("timestamp", int(self.clock()))
+        kw.setdefault("registry", self.service.registry_id)
         return sign_write(who, action, card, **kw)
 
     async def send(self, write: SignedWrite | dict[str, Any], address: str | None = None) -> tuple[int, Any]:
@@ -106,6 +107,11 @@ class Registry:
         status, body = await self.send(self.sign(who, "register", card))
         assert status == 201, body
         return card
+
+
+def registry_id_of(client: TestClient[Any, Any]) -> str:
+    """The id a registry served by this test client expects in signed writes."""
+    return client.app[SERVICE].registry_id
 
 
 @pytest.fixture

@@ -116,7 +116,10 @@ async def test_wronglySignedWrites_refused401_nothingChanged(registry: Registry)
         "card": card.model_dump(mode="json"),
         "nonce": "ab" * 16,
         "timestamp": ts,
-        "signature": mallory.sign_digest(write_digest("update", alice.address, card, "ab" * 16, ts)),
+        "registry": registry.service.registry_id,
+        "signature": mallory.sign_digest(
+            write_digest("update", alice.address, card, "ab" * 16, ts, registry.service.registry_id)
+        ),
     }
     status, answer = await registry.send(forged)
     assert (status, answer["code"]) == (401, "bad_signature")
@@ -336,7 +339,12 @@ async def test_bigPrices_exactBeyond64Bits(registry: Registry) -> None:
 
 async def test_serviceEndpoints_healthOpenapiDashboardEvents(registry: Registry) -> None:
     status, body = await registry.get("/v1/health")
-    assert (status, body) == (200, {"status": "ok", "agents": 0, "schema_version": 1, "chain_events": False})
+    registry_id = registry.service.registry_id
+    assert registry_id.startswith("registry-")
+    assert (status, body) == (
+        200,
+        {"status": "ok", "agents": 0, "schema_version": 2, "chain_events": False, "registry_id": registry_id},
+    )
     status, spec = await registry.get("/openapi.json")
     assert status == 200
     assert spec["openapi"].startswith("3.1")

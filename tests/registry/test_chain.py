@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from marketplace.chain import ChainConnection, LocalChain, TokenClient
+from marketplace.chain import ChainConnection, ChannelsClient, LocalChain, TokenClient, Voucher, sign_voucher
 from marketplace.chain.agent_registry import AgentRegistryClient, AgentRole
 from marketplace.registry.app import SERVICE
 from marketplace.registry.reputation import ChainReputation
 from protocols.cards import sign_write
-from tests.registry.conftest import identity, make_card
+from tests.registry.conftest import identity, make_card, registry_id_of
 
 pytestmark = pytest.mark.chain
 
@@ -34,29 +34,39 @@ async def test_reputation_readFromAgentRegistryReceipts(
     chain_registry: TestClient[Any, Any], conn: ChainConnection, chain: LocalChain
 ) -> None:
     seller = chain.accounts[3]
-    # The deployer may authorise a recorder; here it records receipts itself, as JobEscrow would on settlement.
+    # Five customers pay the seller 20 AGT each through channels; it claims them in one claimMany, which
+    # PaymentChannels records in AgentRegistry as paid receipts (one per channel, each with its payer).
+    vouchers = []
+    for payer in chain.accounts[4:9]:
+        await TokenClient(conn).transfer(payer.address, 20 * 10**18)
+        as_payer = conn.with_account(payer)
+        channels = ChannelsClient(as_payer)
+        await TokenClient(as_payer).approve(channels.address, 20 * 10**18)
+        expiry = int((await conn.w3.eth.get_block("latest"))["timestamp"]) + 7_200
+        opened = await channels.open_channel(seller.address, 20 * 10**18, expiry)
+        nonce = (await channels.get_channel(opened.channel_id)).nonce
+        vouchers.append(sign_voucher(payer, Voucher(opened.channel_id, nonce, 20 * 10**18), channels.domain))
+    await ChannelsClient(conn.with_account(seller)).claim_many(vouchers)
     registry_contract = AgentRegistryClient(conn)
-    await registry_contract.set_recorder(conn.address, True)
-    await registry_contract.record_receipt(seller.address, 90, 3 * 10**18, b"\x01" * 32)
-    await registry_contract.record_receipt(seller.address, 60, 1 * 10**18, b"\x02" * 32)
     expected = await ChainReputation(registry_contract).reputation(seller.address)
-    assert (expected.count, expected.volume, expected.score) == (2, 4 * 10**18, 8250)
+    assert (expected.count, expected.volume, expected.score) == (5, 100 * 10**18, 1464)
 
     alice, mallory = identity("chain-alice"), identity("chain-mallory")
     # The owner account vouches on chain for its agent; Mallory only writes the same owner into her card.
     await AgentRegistryClient(conn.with_account(seller)).register(alice.address, AgentRole.SELLER)
     for who in (alice, mallory):
         card = make_card(who, owner=seller.address)
-        response = await chain_registry.post("/v1/agents", data=sign_write(who, "register", card).model_dump_json())
+        write = sign_write(who, "register", card, registry=registry_id_of(chain_registry))
+        response = await chain_registry.post("/v1/agents", data=write.model_dump_json())
         assert response.status == 201
 
     async def ranked() -> Any:
-        page = await (await chain_registry.get("/v1/search", params={"min_reputation": "8000"})).json()
+        page = await (await chain_registry.get("/v1/search", params={"min_reputation": "1000"})).json()
         return page["results"]
 
     results = await _wait_for(ranked)  # the registry reads the chain right after the card is published
     assert [r["card"]["address"] for r in results] == [alice.address]
-    assert results[0]["reputation"] == {"count": 2, "volume": 4 * 10**18, "score": 8250}
+    assert results[0]["reputation"] == {"count": 5, "volume": 100 * 10**18, "score": 1464}
     borrowed = await (await chain_registry.get(f"/v1/agents/{mallory.address}")).json()
     assert borrowed["reputation"] == {"count": 0, "volume": 0, "score": 0}
     service = chain_registry.app[SERVICE]

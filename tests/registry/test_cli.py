@@ -73,14 +73,15 @@ def registry_serve(args: list[str], home: Path, cwd: Path | None = None) -> Iter
 
 
 def test_registryLs_listsLiveAgentsByRole(tmp_path: Path) -> None:
-    with served_registry(RegistrySettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")) as url:
+    settings = RegistrySettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}", registry_id="cli-test")
+    with served_registry(settings) as url:
         seller, validator = identity("cli-seller"), identity("cli-validator")
         offers = [Offering(model_id="two-tower-v1", job_kind="inference", price_per_unit=25 * 10**16)]
         for who, card in (
             (seller, make_card(seller, name="cli-seller", offerings=offers)),
             (validator, make_card(validator, role="validator", name="cli-validator", offerings=[])),
         ):
-            body = sign_write(who, "register", card).model_dump_json()
+            body = sign_write(who, "register", card, registry="cli-test").model_dump_json()
             assert requests.post(f"{url}/v1/agents", data=body, timeout=10).status_code == 201
         everyone = runner.invoke(app, ["registry", "ls", "--registry", url], env={"COLUMNS": "250"})
         assert everyone.exit_code == 0, everyone.output

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from marketplace.chain import ChainConnection, LocalChain, TokenClient
 from marketplace.paths import project_root
 from protocols.cards import Offering, sign_write
-from tests.registry.conftest import identity, make_card
+from tests.registry.conftest import identity, make_card, registry_id_of
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -57,7 +57,8 @@ async def test_dashboard_showsAgentsAndLiveChainEvent(
     }
     for name, card in agents.items():
         who = identity({"inference-seller": "ui-seller", "validator-1": "ui-validator", "user-7": "ui-user"}[name])
-        response = await chain_registry.post("/v1/agents", data=sign_write(who, "register", card).model_dump_json())
+        write = sign_write(who, "register", card, registry=registry_id_of(chain_registry))
+        response = await chain_registry.post("/v1/agents", data=write.model_dump_json())
         assert response.status == 201
 
     base_url = str(chain_registry.make_url("/"))
@@ -92,7 +93,8 @@ async def test_dashboard_showsAgentsAndLiveChainEvent(
             # A new registration shows up without a reload too.
             late = identity("ui-late")
             card = make_card(late, name="late-seller")
-            await chain_registry.post("/v1/agents", data=sign_write(late, "register", card).model_dump_json())
+            write = sign_write(late, "register", card, registry=registry_id_of(chain_registry))
+            await chain_registry.post("/v1/agents", data=write.model_dump_json())
             await expect(rows).to_have_count(4)
 
             artifacts = project_root() / "test-artifacts"

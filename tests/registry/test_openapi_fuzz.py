@@ -21,12 +21,12 @@ MIN_REQUESTS = 500
 
 def test_openapi_fuzz_noServerErrorsAndConforms(tmp_path: Path) -> None:
     db = f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}"
-    with served_registry(RegistrySettings(database_url=db)) as base_url:
+    with served_registry(RegistrySettings(database_url=db, registry_id="fuzz")) as base_url:
         # One real agent, so reads of its address exercise the found paths too.
         import requests
 
         alice = identity("fuzz-alice")
-        write = sign_write(alice, "register", make_card(alice))
+        write = sign_write(alice, "register", make_card(alice), registry="fuzz")
         assert requests.post(f"{base_url}/v1/agents", data=write.model_dump_json(), timeout=10).status_code == 201
 
         schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from marketplace.registry import RegistrySettings, RegistryStore, create_app
 from protocols.cards import Offering, sign_write
-from tests.registry.conftest import FakeClock, identity, make_card
+from tests.registry.conftest import FakeClock, identity, make_card, registry_id_of
 
 POSTGRES_URL = os.environ.get("AGORA_TEST_POSTGRES_URL", "")
 SKIP_REASON = (
@@ -31,7 +31,7 @@ async def clean_postgres() -> AsyncIterator[str]:
     async def drop() -> None:
         engine = create_async_engine(POSTGRES_URL)
         async with engine.begin() as conn:
-            for table in ("offerings", "agents", "write_nonces", "schema_migrations"):
+            for table in ("offerings", "agents", "write_nonces", "registry_meta", "schema_migrations"):
                 await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
         await engine.dispose()
 
@@ -51,12 +51,13 @@ async def test_postgres_apiRoundTrip_refusals_restart(clean_postgres: str) -> No
     alice, bob = identity("pg-alice"), identity("pg-bob")
     huge = 2**255
     client = await _serve(clean_postgres, clock)
+    registry = registry_id_of(client)
     try:
         for who, price in ((alice, 5), (bob, huge)):
             card = make_card(who, offerings=[Offering(model_id="m", job_kind="inference", price_per_unit=price)])
-            write = sign_write(who, "register", card, timestamp=int(clock()))
+            write = sign_write(who, "register", card, timestamp=int(clock()), registry=registry)
             assert (await client.post("/v1/agents", data=write.model_dump_json())).status == 201
-        beat = sign_write(alice, "heartbeat", timestamp=int(clock()))
+        beat = sign_write(alice, "heartbeat", timestamp=int(clock()), registry=registry)
         assert (await client.post(f"/v1/agents/{alice.address}/heartbeat", data=beat.model_dump_json())).status == 200
         replay = await client.post(f"/v1/agents/{alice.address}/heartbeat", data=beat.model_dump_json())
         assert (replay.status, (await replay.json())["code"]) == (403, "replayed")
@@ -71,7 +72,7 @@ async def test_postgres_apiRoundTrip_refusals_restart(clean_postgres: str) -> No
     try:
         assert await (await client.get("/v1/search")).json() == before
         health = await (await client.get("/v1/health")).json()
-        assert (health["agents"], health["schema_version"]) == (2, 1)
+        assert (health["agents"], health["schema_version"], health["registry_id"]) == (2, 2, registry)
     finally:
         await client.close()
 
@@ -81,7 +82,7 @@ async def test_postgres_concurrentWriters_allLand(clean_postgres: str) -> None:
     try:
         now = FakeClock()()
         agents = [identity(f"pg-c{i}") for i in range(30)]
-        writes = [sign_write(who, "register", make_card(who), timestamp=int(now)) for who in agents]
+        writes = [sign_write(who, "register", make_card(who), timestamp=int(now), registry="r") for who in agents]
         await asyncio.gather(*((first if i % 2 else second).apply(w, now, 60) for i, w in enumerate(writes)))
         assert await second.count(now) == 30
         assert await first.nonce_count() == 30

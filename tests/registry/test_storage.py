@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from marketplace.registry import RegistrySettings, RegistryStore, create_app
 from marketplace.registry.schema import MIGRATIONS
 from protocols.cards import sign_write
-from tests.registry.conftest import FakeClock, identity, make_card
+from tests.registry.conftest import FakeClock, identity, make_card, registry_id_of
 
 
 async def _serve(url: str, clock: FakeClock) -> TestClient[Any, Any]:
@@ -25,10 +25,12 @@ async def test_restart_keepsEveryEntryAndNonce(tmp_path: Path) -> None:
     clock = FakeClock()
     agents = [identity(f"r{i}") for i in range(25)]
     client = await _serve(url, clock)
-    beat = sign_write(agents[0], "heartbeat", timestamp=int(clock()))
+    registry = registry_id_of(client)
+    beat = sign_write(agents[0], "heartbeat", timestamp=int(clock()), registry=registry)
     try:
         for who in agents:
-            write = sign_write(who, "register", make_card(who, name=who.address[-5:]), timestamp=int(clock()))
+            card = make_card(who, name=who.address[-5:])
+            write = sign_write(who, "register", card, timestamp=int(clock()), registry=registry)
             assert (await client.post("/v1/agents", data=write.model_dump_json())).status == 201
         assert (
             await client.post(f"/v1/agents/{agents[0].address}/heartbeat", data=beat.model_dump_json())
@@ -39,6 +41,7 @@ async def test_restart_keepsEveryEntryAndNonce(tmp_path: Path) -> None:
 
     client = await _serve(url, clock)  # a new app (and engine) on the same file
     try:
+        assert registry_id_of(client) == registry  # the id lives in the database: writes stay valid
         after = await (await client.get("/v1/search", params={"limit": "100"})).json()
         assert after == before
         assert len(after["results"]) == 25
@@ -56,9 +59,9 @@ async def test_concurrentWriters_twoStoresOneFile_allLand(tmp_path: Path) -> Non
     try:
         now = FakeClock()()
         agents = [identity(f"c{i}") for i in range(40)]
-        writes = [sign_write(who, "register", make_card(who), timestamp=int(now)) for who in agents]
+        writes = [sign_write(who, "register", make_card(who), timestamp=int(now), registry="r") for who in agents]
         await asyncio.gather(*((first if i % 2 else second).apply(w, now, 60) for i, w in enumerate(writes)))
-        beats = [sign_write(who, "heartbeat", timestamp=int(now)) for who in agents]
+        beats = [sign_write(who, "heartbeat", timestamp=int(now), registry="r") for who in agents]
         await asyncio.gather(*((second if i % 2 else first).apply(b, now + 1, 60) for i, b in enumerate(beats)))
         assert await first.count(now) == 40
         assert await second.nonce_count() == 80
