@@ -138,7 +138,9 @@ class EscrowClient(Capability):
         now = await s.chain_time()
         train_ref, heldout_ref = self._publish_data(plan)
         # Deterministic for a seed (reports stay reproducible) and unguessable without this agent's key.
-        salt = keccak(bytes(s.conn.account.key) + f"{deal.negotiation_id}:{now}".encode()).hex()
+        salt = keccak(
+            bytes(s.conn.account.key) + f"{seller.card.address}:{plan.model_dump_json()}:{now}".encode()
+        ).hex()
         metric = METRICS[base.kind]
         spec_hash = terms_hash(
             base.chain_id, train_ref, plan.epochs, heldout_commitment(heldout_ref, salt), metric, plan.min_score,

@@ -50,8 +50,14 @@ class LocalChain:
             raise RuntimeError(f"evm_revert({snapshot_id}) failed")
 
     def increase_time(self, seconds: int) -> None:
-        """Move the chain clock forward and mine a block (for expiry paths)."""
-        rpc_call(self.rpc_url, "evm_increaseTime", [seconds])
+        """Move the chain clock forward and mine a block (for expiry paths).
+
+        The next block is stamped `seconds` after the latest one; this also holds when anvil runs with a fixed
+        block-time interval (`genesis_time`), where `evm_increaseTime` alone would be ignored.
+        """
+        latest = rpc_call(self.rpc_url, "eth_getBlockByNumber", ["latest", False])
+        assert isinstance(latest, dict)
+        rpc_call(self.rpc_url, "evm_setNextBlockTimestamp", [int(str(latest["timestamp"]), 16) + seconds])
         rpc_call(self.rpc_url, "evm_mine")
 
     def mine(self, blocks: int = 1) -> None:
@@ -60,8 +66,11 @@ class LocalChain:
 
 
 @contextmanager
-def local_chain(accounts: int = 10, port: int | None = None) -> Iterator[LocalChain]:
-    """Start a fresh anvil, deploy agora with Ape, yield it, and stop the node on exit."""
-    with AnvilNode(port=port, accounts=max(accounts, 2)) as node:
+def local_chain(accounts: int = 10, port: int | None = None, genesis_time: int | None = None) -> Iterator[LocalChain]:
+    """Start a fresh anvil, deploy agora with Ape, yield it, and stop the node on exit.
+
+    With `genesis_time`, block times (and so block hashes) depend only on the transactions, not the wall clock.
+    """
+    with AnvilNode(port=port, accounts=max(accounts, 2), genesis_time=genesis_time) as node:
         deployment = deploy(DeploySettings(rpc_url=node.rpc_url))
         yield LocalChain(node.rpc_url, deployment, [dev_account(i) for i in range(accounts)])

@@ -101,10 +101,19 @@ class NodeInfo:
 class AnvilNode:
     """A fresh anvil process on loopback; use as a context manager or call start()/stop()."""
 
-    def __init__(self, port: int | None = None, chain_id: int = LOCAL_CHAIN_ID, accounts: int = 20) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        chain_id: int = LOCAL_CHAIN_ID,
+        accounts: int = 20,
+        genesis_time: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.chain_id = chain_id
         self.accounts = accounts
+        self.genesis_time = genesis_time
+        """Set: the chain starts at this unix time and each block is 1 s after the last, whatever the wall
+        clock says, so block hashes (which seed committee draws) repeat run after run."""
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = state_dir() / f"anvil-{self.port}.log"
 
@@ -123,6 +132,7 @@ class AnvilNode:
             "--accounts", str(self.accounts),
             "--mnemonic", DEFAULT_MNEMONIC,
             "--silent",
+            *(["--timestamp", str(self.genesis_time)] if self.genesis_time is not None else []),
         ]  # fmt: skip
 
     def start(self, detached: bool = False, timeout: float = 10.0) -> NodeInfo:
@@ -154,6 +164,8 @@ class AnvilNode:
             except NodeError:
                 time.sleep(0.02)
                 continue
+            if self.genesis_time is not None:
+                rpc_call(self.rpc_url, "anvil_setBlockTimestampInterval", [1])
             return NodeInfo(self.rpc_url, chain_id, self._process.pid, self.port)
         self.stop()
         raise NodeError(f"anvil did not answer on {self.rpc_url} within {timeout:.0f} s")

@@ -371,7 +371,9 @@ def run_economy(
     os.environ.setdefault(OFFLOAD_ENV, "thread")
     report = progress or (lambda phase, done, total: None)
     report("chain", 0, 1)
-    with local_chain(accounts=2) as chain:
+    # Chain time runs from the agents' clock start, one second a block: the committee draws (seeded by block
+    # hashes) and so the whole report repeat for a seed.
+    with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
         report("chain", 1, 1)
         return asyncio.run(Economy(scenario, chain, workdir, progress, processes).run())
 
