@@ -168,11 +168,15 @@ class ListedModel:
 
 
 class ModelDirectory:
-    """Agora model ids ↔ ModelRegistry token ids, read from the chain (token URIs) and cached."""
+    """Agora model ids ↔ ModelRegistry token ids, read from the chain (token URIs) and cached.
+
+    Anyone can register any URI, so a model id alone names nothing: look a model up together with the
+    account that serves it (its creator), as a seller's card and a channel's recipient say.
+    """
 
     def __init__(self, registry: ModelRegistryClient) -> None:
         self._registry = registry
-        self._by_id: dict[str, ListedModel] = {}
+        self._by_id: dict[str, list[ListedModel]] = {}
         self._seen = 0
 
     async def refresh(self) -> None:
@@ -187,16 +191,26 @@ class ModelDirectory:
                 continue
             info = await self._registry.model_of(chain_id)
             listed = ListedModel(chain_id, model_id, kind, "0x" + info.content_hash.hex(), info.creator)
-            self._by_id.setdefault(model_id, listed)  # the first registration of an id keeps it
+            self._by_id.setdefault(model_id, []).append(listed)
         self._seen = count
 
-    async def get(self, model_id: str) -> ListedModel:
-        """The listed model with this id; KeyError when the chain does not know it."""
-        if model_id not in self._by_id:
+    def _find(self, model_id: str, creator: str | None) -> ListedModel | None:
+        listed = self._by_id.get(model_id, [])
+        if creator is not None:
+            listed = [m for m in listed if m.creator.lower() == creator.lower()]
+        return listed[0] if listed else None
+
+    async def get(self, model_id: str, creator: str | None = None) -> ListedModel:
+        """The listed model with this id (registered by `creator` when given, else the first registered); KeyError
+        when the chain does not know it."""
+        found = self._find(model_id, creator)
+        if found is None:
             await self.refresh()
-        if model_id not in self._by_id:
-            raise KeyError(f"model {model_id!r} is not registered on chain")
-        return self._by_id[model_id]
+            found = self._find(model_id, creator)
+        if found is None:
+            by = f" by {creator}" if creator else ""
+            raise KeyError(f"model {model_id!r} is not registered on chain{by}")
+        return found
 
 
 def model_uri(kind: ModelKind, model_id: str) -> str:

@@ -134,7 +134,7 @@ class EscrowClient(Capability):
         evaluator = await self._evaluator(
             f"{self.agent.name}:{plan.base_model_id}:{plan.catalogue}", exclude=seller.card.owner
         )
-        base = await s.models.get(plan.base_model_id)
+        base = await s.models.get(plan.base_model_id, seller.card.owner)
         now = await s.chain_time()
         train_ref, heldout_ref = self._publish_data(plan)
         # Deterministic for a seed (reports stay reproducible) and unguessable without this agent's key.

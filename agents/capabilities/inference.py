@@ -256,7 +256,7 @@ class InferenceClient(Capability):
                 if offering.job_kind != "inference":
                     continue
                 try:
-                    listed = await self.settlement.models.get(offering.model_id)
+                    listed = await self.settlement.models.get(offering.model_id, entry.card.owner)
                 except KeyError:
                     continue
                 if listed.kind == kind:
@@ -285,7 +285,7 @@ class InferenceClient(Capability):
             deposit = min(deposit_left, max(per_call * remaining, plan.deposit // 2))
             if deposit < max(per_call, 1):
                 break  # what is left of the deposit cannot pay one more call (and PaymentChannels refuses 0)
-            listed = await self.settlement.models.get(model_id)
+            listed = await self.settlement.models.get(model_id, entry.card.owner)
             channel = await self.payer.open(deal.seller, entry.card.owner, deposit, plan.channel_ttl, listed.chain_id)
             outcome.channels.append(channel)
             served, caught = await self._calls_on(
@@ -348,7 +348,7 @@ class InferenceClient(Capability):
     ) -> bool:  # fmt: skip
         """Have the seller stand by the call on chain, then a stake-selected validator re-execute it."""
         outcome.sampled += 1
-        listed = await self.settlement.models.get(model_id)
+        listed = await self.settlement.models.get(model_id, entry.card.owner)
         task = task_id(listed.chain_id, result.output_commitment, *paid)
         request = ValidationRequest(
             job_id=result.job_id,

@@ -42,19 +42,19 @@ class Recomputer:
 
     def __init__(self, settlement: Settlement) -> None:
         self.settlement = settlement
-        self._runners: dict[str, InferenceRunner] = {}
+        self._runners: dict[tuple[str, str], InferenceRunner] = {}
 
-    async def commitment(self, model_id: str, rows: list[list[float]]) -> str:
-        """The commitment an honest seller of `model_id` gives for `rows`."""
-        if model_id not in self._runners:
+    async def commitment(self, model_id: str, creator: str, rows: list[list[float]]) -> str:
+        """The commitment an honest seller (`creator`, the account serving it) of `model_id` gives for `rows`."""
+        if (model_id, creator.lower()) not in self._runners:
             try:
-                listed = await self.settlement.models.get(model_id)
+                listed = await self.settlement.models.get(model_id, creator)
             except KeyError as exc:
                 raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
             model = load_model(self.settlement.blobs.get(listed.content_hash), listed.content_hash)
-            self._runners[model_id] = InferenceRunner(model)
+            self._runners[model_id, creator.lower()] = InferenceRunner(model)
         try:
-            return run_call(self._runners[model_id], model_id, rows)[1]
+            return run_call(self._runners[model_id, creator.lower()], model_id, rows)[1]
         except ValueError as exc:
             raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
 
@@ -88,7 +88,7 @@ class ReExecutor(Capability):
         if done is not None:  # asked again: the same answer, no second attestation
             await ctx.send(sender, self.settlement.attestation(msg.job_id, done.valid, done.commitment))
             return
-        commitment = await self.recomputer.commitment(msg.model_id, msg.inputs)
+        commitment = await self.recomputer.commitment(msg.model_id, msg.seller, msg.inputs)
         valid = commitment == msg.claimed_commitment.lower()
         await self.settlement.staking.attest(task, to_bytes32(commitment))
         self.validations.put(task.hex(), Validation(seller=msg.seller, valid=valid, commitment=commitment))
@@ -105,7 +105,7 @@ class ReExecutor(Capability):
         if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, msg.claimed_commitment):
             raise Rejected(ErrorCode.REJECTED, "inputs and outputs do not match the claimed commitment")
         try:
-            listed = await self.settlement.models.get(msg.model_id)
+            listed = await self.settlement.models.get(msg.model_id, msg.seller)
         except KeyError as exc:
             raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
         task = task_id(listed.chain_id, msg.claimed_commitment, msg.channel_id, msg.cumulative_amount)
@@ -181,7 +181,7 @@ class DisputeVoter(Capability):
             raise Rejected(ErrorCode.REJECTED, "no such dispute") from exc
         accused = "0x" + dispute.accused_result.hex()
         try:
-            listed = await self.settlement.models.get(msg.model_id)
+            listed = await self.settlement.models.get(msg.model_id, dispute.accused)
         except KeyError as exc:
             raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
         task = task_id(listed.chain_id, accused, msg.channel_id, msg.cumulative_amount)
@@ -192,7 +192,7 @@ class DisputeVoter(Capability):
             raise Rejected(ErrorCode.UNAUTHORIZED, "this agent does not sit on that dispute's committee")
         if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, accused):
             raise Rejected(ErrorCode.REJECTED, "inputs and outputs do not match the disputed attestation")
-        commitment = await self.recomputer.commitment(msg.model_id, msg.inputs)
+        commitment = await self.recomputer.commitment(msg.model_id, dispute.accused, msg.inputs)
         seat = next(s for s in committee.seats if s.member.lower() == self.settlement.account.lower())
         if seat.ballot is Ballot.ABSENT:  # asked again (another candidate agent, a retry): vote once
             await staking.vote(msg.dispute_id, to_bytes32(commitment))
