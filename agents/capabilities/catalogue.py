@@ -12,8 +12,7 @@ from agents.base import AgoraAgent
 from agents.capabilities.kit import Capability
 from agents.settlement import Settlement, model_uri, to_bytes32
 from agents.state import Record, Repository
-from marketplace.chain import Lineage
-from marketplace.chain import ModelSpec as ListedTerms
+from marketplace.chain import Lineage, ModelListing
 from marketplace.ml import AgoraModel, InferenceRunner, ModelKind, load_model, serialize_model
 from protocols.negotiation import JobSpec
 
@@ -76,7 +75,7 @@ class ModelCatalogue(Capability):
         lineage = Lineage()
         if parent is not None:
             lineage = Lineage(parents=(((await self.settlement.models.get(parent)).chain_id, royalty_bps),))
-        terms = ListedTerms(
+        terms = ModelListing(
             content_hash=to_bytes32(content_hash),
             uri=model_uri(kind, model_id),
             price_per_call=prices[0],

@@ -25,8 +25,7 @@ from agents.offload import offload
 from agents.settlement import Settlement, kind_spec, to_bytes32
 from agents.state import Record, Repository
 from agents.transport import DeliveryError
-from marketplace.chain import JobSpec as EscrowTerms
-from marketplace.chain import JobStatus
+from marketplace.chain import EscrowTerms, JobStatus
 from marketplace.chain.escrow import JobExpired
 from marketplace.ml import (
     RecommenderSpec,

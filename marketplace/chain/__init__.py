@@ -14,10 +14,10 @@ from marketplace.chain.channels import (
 )
 from marketplace.chain.client import ChainConnection, ChainError, ContractRevert, GasMeter, TransactionFailed
 from marketplace.chain.deploy import ChannelsConfig, DeployError, DeploySettings, EscrowConfig, StakingConfig, deploy
-from marketplace.chain.escrow import EscrowClient, Job, JobSpec, JobStatus
+from marketplace.chain.escrow import EscrowClient, EscrowTerms, Job, JobStatus
 from marketplace.chain.local import LocalChain, dev_account, local_chain
 from marketplace.chain.manifest import Deployment
-from marketplace.chain.models import Lineage, ModelInfo, ModelRegistryClient, ModelSpec, Payout
+from marketplace.chain.models import Lineage, ModelInfo, ModelListing, ModelRegistryClient, Payout
 from marketplace.chain.node import AnvilNode, NodeError
 from marketplace.chain.staking import (
     AttestationInfo,
@@ -68,16 +68,16 @@ __all__ = [
     "DisputeResolved",
     "EscrowClient",
     "EscrowConfig",
+    "EscrowTerms",
     "GasMeter",
     "Job",
-    "JobSpec",
     "JobStatus",
     "Lineage",
     "LocalChain",
     "MissingEvent",
     "ModelInfo",
+    "ModelListing",
     "ModelRegistryClient",
-    "ModelSpec",
     "NodeError",
     "Payout",
     "Reputation",

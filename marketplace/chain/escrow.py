@@ -24,7 +24,7 @@ class JobStatus(IntEnum):
 
 
 @dataclass(frozen=True)
-class JobSpec:
+class EscrowTerms:
     """What a client fixes when creating a job (amounts in token base units, deadline in unix seconds)."""
 
     provider: str
@@ -119,7 +119,7 @@ class EscrowClient(ContractClient):
 
     contract_name = "JobEscrow"
 
-    async def create_job(self, spec: JobSpec) -> JobCreated:
+    async def create_job(self, spec: EscrowTerms) -> JobCreated:
         """Create an Open job with this signer as client (the evaluator may be neither client nor provider)."""
         raw = (
             self._cs(spec.provider),

@@ -9,9 +9,9 @@ from web3.types import RPCEndpoint
 
 from marketplace.chain.channels import ChannelsClient
 from marketplace.chain.client import ChainConnection
-from marketplace.chain.escrow import EscrowClient, JobSpec
+from marketplace.chain.escrow import EscrowClient, EscrowTerms
 from marketplace.chain.local import LocalChain
-from marketplace.chain.models import Lineage, ModelRegistryClient, ModelSpec
+from marketplace.chain.models import Lineage, ModelListing, ModelRegistryClient
 from marketplace.chain.staking import StakingClient
 from marketplace.chain.token import TokenClient
 
@@ -62,12 +62,12 @@ async def three_level_model(cast: Cast, salt: int = 0) -> tuple[int, int]:
     Returns the model id and the gas of registering it (with its lineage).
     """
     owners = [ModelRegistryClient(cast.on(c)) for c in cast.creators]
-    grand = await owners[0].register_model(ModelSpec((salt * 8 + 1).to_bytes(32, "big")))
+    grand = await owners[0].register_model(ModelListing((salt * 8 + 1).to_bytes(32, "big")))
     lineage = Lineage(parents=((grand.model_id, 2_000),), contributors=((cast.creators[2].address, 500),))
-    parent = await owners[1].register_model(ModelSpec((salt * 8 + 2).to_bytes(32, "big")), lineage)
+    parent = await owners[1].register_model(ModelListing((salt * 8 + 2).to_bytes(32, "big")), lineage)
     lineage = Lineage(parents=((parent.model_id, 3_000),), contributors=((cast.creators[0].address, 1_000),))
     seller = ModelRegistryClient(cast.on(cast.seller))
-    model_id = (await seller.register_model(ModelSpec((salt * 8 + 3).to_bytes(32, "big")), lineage)).model_id
+    model_id = (await seller.register_model(ModelListing((salt * 8 + 3).to_bytes(32, "big")), lineage)).model_id
     return model_id, _gas(seller)
 
 
@@ -90,7 +90,7 @@ async def hot_paths(cast: Cast) -> dict[str, int]:
     figures["channel_claim_many_10"] = _gas(seller)
 
     models = ModelRegistryClient(cast.on(cast.creators[0]))
-    await models.register_model(ModelSpec(b"\xee" * 32, "ipfs://model-card"))
+    await models.register_model(ModelListing(b"\xee" * 32, "ipfs://model-card"))
     figures["model_register"] = _gas(models)
     model_id, figures["model_register_with_lineage"] = await three_level_model(cast)
     split = models.contract.functions.split(model_id, 10 * AGT, cast.seller.address)
@@ -104,7 +104,7 @@ async def hot_paths(cast: Cast) -> dict[str, int]:
     provider = EscrowClient(cast.on(cast.seller))
     evaluator = EscrowClient(cast.on(cast.evaluator))
     for label, model in (("escrow", 0), ("escrow_3_level", model_id)):
-        spec = JobSpec(cast.seller.address, cast.evaluator.address, expiry, 100 * AGT, model, 500)
+        spec = EscrowTerms(cast.seller.address, cast.evaluator.address, expiry, 100 * AGT, model, 500)
         job_id = (await client.create_job(spec)).job_id
         if model == 0:
             figures["escrow_create"] = _gas(client)

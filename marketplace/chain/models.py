@@ -12,7 +12,7 @@ BPS = 10_000
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelListing:
     """What a creator declares when registering a model (amounts in token base units)."""
 
     content_hash: bytes
@@ -89,7 +89,7 @@ class ModelRegistryClient(ContractClient):
 
     contract_name = "ModelRegistry"
 
-    async def register_model(self, spec: ModelSpec, lineage: Lineage | None = None) -> ModelRegistered:
+    async def register_model(self, spec: ModelListing, lineage: Lineage | None = None) -> ModelRegistered:
         """Register a model (minting its token to this signer) and return the event with its id."""
         fn = self.contract.functions.registerModel(spec.as_tuple(), (lineage or Lineage()).as_tuple())
         return self._one(await self._send(fn), "ModelRegistered", _registered)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.chain import ChainConnection, JobSpec, JobStatus, LocalChain
+from marketplace.chain import ChainConnection, EscrowTerms, JobStatus, LocalChain
 from tests.contracts.conftest import AGT, Actors, block_time, clients_for, expect_revert
 
 pytestmark = pytest.mark.chain
@@ -25,7 +25,9 @@ async def test_client_cannot_front_run_complete_with_refund(
     """
     client, provider, evaluator = (clients_for(conn, a) for a in (actors.alice, actors.bob, actors.val1))
     deadline = await block_time(conn) + 3_600
-    job_id = (await client.escrow.create_job(JobSpec(actors.bob.address, actors.val1.address, deadline, BUDGET))).job_id
+    job_id = (
+        await client.escrow.create_job(EscrowTerms(actors.bob.address, actors.val1.address, deadline, BUDGET))
+    ).job_id
     await client.escrow.fund(job_id, BUDGET)
     chain.increase_time(3_500)
     await provider.escrow.submit(job_id, b"\x11" * 32)
@@ -40,5 +42,5 @@ async def test_client_cannot_front_run_complete_with_refund(
 async def test_client_cannot_be_its_own_evaluator(conn: ChainConnection, actors: Actors) -> None:
     """A staked client names itself evaluator, takes the deliverable, then rejects it and is refunded."""
     client = clients_for(conn, actors.val1)
-    spec = JobSpec(actors.bob.address, actors.val1.address, await block_time(conn) + 3_600, BUDGET)
+    spec = EscrowTerms(actors.bob.address, actors.val1.address, await block_time(conn) + 3_600, BUDGET)
     await expect_revert("EvaluatorIsClient", client.escrow.create_job(spec))

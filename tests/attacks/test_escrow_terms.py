@@ -15,7 +15,7 @@ from agents.roles.advertiser import FUND_TRAINING, FundTraining
 from agents.roles.base import PUBLISH_CARD
 from agents.roles.seller import BUILD_MODELS, BuildModels, ModelOffer
 from agents.state import Repository
-from marketplace.chain import EscrowClient, JobSpec, JobStatus, ModelSpec, TokenClient
+from marketplace.chain import EscrowClient, EscrowTerms, JobStatus, ModelListing, TokenClient
 from protocols.errors import ErrorReply
 from protocols.evaluation import EvaluationTerms, TermsAccepted
 from protocols.jobs import TrainingRequest, TrainingResult
@@ -101,9 +101,9 @@ async def test_jobNamingAnotherModelRefusedBeforeTraining(economy: World) -> Non
     seller, validator, _, job = await _funded(economy)
     client = await economy.buyer("self-dealer", tokens=100 * AGT)
     registry = client.settlement.model_registry
-    own = await registry.register_model(ModelSpec(content_hash=b"\x07" * 32, uri="agora://model/recommender/mine"))
+    own = await registry.register_model(ModelListing(content_hash=b"\x07" * 32, uri="agora://model/recommender/mine"))
     escrow = EscrowClient(client.settlement.conn)
-    terms = JobSpec(
+    terms = EscrowTerms(
         provider=seller.keys.eth_address,
         evaluator=validator.keys.eth_address,
         deadline=await client.settlement.chain_time() + 1_800,

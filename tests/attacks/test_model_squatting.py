@@ -10,7 +10,7 @@ from agents.capabilities.inference import InferenceOutcome, InferencePlan
 from agents.roles import seller as seller_role
 from agents.roles import user as user_role
 from agents.roles.user import BUY_INFERENCE
-from marketplace.chain import ChannelsClient, ModelRegistryClient, ModelSpec
+from marketplace.chain import ChannelsClient, ModelListing, ModelRegistryClient
 from marketplace.chain.deploy import CHANNELS_CONFIG
 from tests.attacks.agent_world import chain, economy
 from tests.roles.world import AGT, CLASSIFIER, FLOOR, PRICE, World
@@ -25,7 +25,7 @@ async def test_squattedModelId_doesNotRedirectBuyersChannels(economy: World) -> 
     await economy.fund(squatter.address)
     uri = f"agora://model/{CLASSIFIER.kind}/{CLASSIFIER.id}"
     squatted = await ModelRegistryClient(economy.conn.with_account(squatter)).register_model(
-        ModelSpec(content_hash=b"\x5a" * 32, uri=uri)
+        ModelListing(content_hash=b"\x5a" * 32, uri=uri)
     )
     seller = await economy.seller_with_model(seller_role)
     user = await economy.role(user_role, "user", tokens=AGT)

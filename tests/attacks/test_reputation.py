@@ -21,7 +21,7 @@ from marketplace.chain import (
     AgentRole,
     ChainConnection,
     ChannelsClient,
-    JobSpec,
+    EscrowTerms,
     LocalChain,
     SignedVoucher,
     TokenClient,
@@ -154,7 +154,7 @@ async def test_escrowSelfDealing_singleClientDoesNotReachTopRank(conn: ChainConn
     alice, carol, evaluator = (clients_for(conn, a) for a in (actors.alice, actors.carol, actors.val1))
     budget = 100 * AGT
     for _ in range(5):
-        spec = JobSpec(actors.carol.address, actors.val1.address, await block_time(conn) + 3_600, budget)
+        spec = EscrowTerms(actors.carol.address, actors.val1.address, await block_time(conn) + 3_600, budget)
         job_id = (await alice.escrow.create_job(spec)).job_id
         await alice.escrow.fund(job_id, budget)
         await carol.escrow.submit(job_id, b"\x11" * 32)

@@ -11,7 +11,7 @@ from marketplace.chain import (
     ClaimSkipped,
     Lineage,
     LocalChain,
-    ModelSpec,
+    ModelListing,
     Reputation,
     SignedVoucher,
     SkipReason,
@@ -153,8 +153,8 @@ async def test_claim_paysLatestCumulativeVoucherAndRecordsReceipt(conn: ChainCon
 
 async def test_claim_routesRoyaltiesAlongLineage(conn: ChainConnection, actors: Actors) -> None:
     carol, bob = clients_for(conn, actors.carol), clients_for(conn, actors.bob)
-    base = await carol.models.register_model(ModelSpec(b"\x01" * 32))
-    child = await bob.models.register_model(ModelSpec(b"\x02" * 32), Lineage(parents=((base.model_id, 2_500),)))
+    base = await carol.models.register_model(ModelListing(b"\x01" * 32))
+    child = await bob.models.register_model(ModelListing(b"\x02" * 32), Lineage(parents=((base.model_id, 2_500),)))
     channel_id = await _open(conn, actors, model_id=child.model_id)
     carol_before = await carol.token.balance_of(actors.carol.address)
     bob_before = await bob.token.balance_of(actors.bob.address)

@@ -7,11 +7,11 @@ import pytest
 from marketplace.chain import (
     AgentRegistryClient,
     ChainConnection,
-    JobSpec,
+    EscrowTerms,
     JobStatus,
     Lineage,
     LocalChain,
-    ModelSpec,
+    ModelListing,
     Reputation,
 )
 from marketplace.chain.deploy import ESCROW_CONFIG
@@ -26,7 +26,7 @@ REASON = b"\x22" * 32
 
 
 async def _job(conn: ChainConnection, actors: Actors, **overrides: int) -> int:
-    spec = JobSpec(
+    spec = EscrowTerms(
         provider=actors.bob.address,
         evaluator=actors.val1.address,
         deadline=overrides.pop("deadline", await block_time(conn) + 3600),
@@ -53,26 +53,26 @@ async def test_createJob_opensJobWithTerms(conn: ChainConnection, actors: Actors
 
 async def test_createJob_revertsWhenEvaluatorNotValidator(conn: ChainConnection, actors: Actors) -> None:
     escrow = clients_for(conn, actors.alice).escrow
-    spec = JobSpec(actors.bob.address, actors.outsider.address, await block_time(conn) + 60, BUDGET)
+    spec = EscrowTerms(actors.bob.address, actors.outsider.address, await block_time(conn) + 60, BUDGET)
     error = await expect_revert("EvaluatorNotValidator", escrow.create_job(spec))
     assert error.args_values == (actors.outsider.address,)
 
 
 async def test_createJob_revertsWhenEvaluatorIsProvider(conn: ChainConnection, actors: Actors) -> None:
     escrow = clients_for(conn, actors.alice).escrow
-    spec = JobSpec(actors.val1.address, actors.val1.address, await block_time(conn) + 60, BUDGET)
+    spec = EscrowTerms(actors.val1.address, actors.val1.address, await block_time(conn) + 60, BUDGET)
     await expect_revert("EvaluatorIsProvider", escrow.create_job(spec))
 
 
 async def test_createJob_revertsWhenEvaluatorIsClient(conn: ChainConnection, actors: Actors) -> None:
     escrow = clients_for(conn, actors.val1).escrow
-    spec = JobSpec(actors.bob.address, actors.val1.address, await block_time(conn) + 60, BUDGET)
+    spec = EscrowTerms(actors.bob.address, actors.val1.address, await block_time(conn) + 60, BUDGET)
     await expect_revert("EvaluatorIsClient", escrow.create_job(spec))
 
 
 async def test_createJob_revertsOnZeroProvider(conn: ChainConnection, actors: Actors) -> None:
     escrow = clients_for(conn, actors.alice).escrow
-    spec = JobSpec("0x" + "00" * 20, actors.val1.address, await block_time(conn) + 60, BUDGET)
+    spec = EscrowTerms("0x" + "00" * 20, actors.val1.address, await block_time(conn) + 60, BUDGET)
     await expect_revert("ZeroAddress", escrow.create_job(spec))
 
 
@@ -231,10 +231,10 @@ async def test_complete_paysEvaluatorFeeAndProviderAndRecordsReceipt(conn: Chain
 
 async def test_complete_routesRoyaltiesAlongLineage(conn: ChainConnection, actors: Actors) -> None:
     carol = clients_for(conn, actors.carol)
-    base = await carol.models.register_model(ModelSpec(b"\x01" * 32))
+    base = await carol.models.register_model(ModelListing(b"\x01" * 32))
     bob = clients_for(conn, actors.bob)
     lineage = Lineage(parents=((base.model_id, 1_000),), contributors=((actors.dave.address, 500),))
-    child = await bob.models.register_model(ModelSpec(b"\x02" * 32), lineage)
+    child = await bob.models.register_model(ModelListing(b"\x02" * 32), lineage)
     job_id = await _submitted(conn, actors, model_id=child.model_id, evaluator_fee_bps=0)
     carol_before = await carol.token.balance_of(actors.carol.address)
     dave_before = await carol.token.balance_of(actors.dave.address)

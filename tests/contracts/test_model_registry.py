@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.chain import ChainConnection, Lineage, ModelSpec, Payout
+from marketplace.chain import ChainConnection, Lineage, ModelListing, Payout
 from tests.contracts.conftest import AGT, Actors, clients_for, expect_revert
 
 pytestmark = pytest.mark.chain
@@ -16,7 +16,7 @@ def _hash(n: int) -> bytes:
 
 async def test_registerModel_mintsTokenToCreator(conn: ChainConnection, actors: Actors) -> None:
     bob = clients_for(conn, actors.bob)
-    spec = ModelSpec(_hash(1), "ipfs://card", price_per_call=10**15, price_per_job=5 * AGT, royalty_bps=250)
+    spec = ModelListing(_hash(1), "ipfs://card", price_per_call=10**15, price_per_job=5 * AGT, royalty_bps=250)
     registered = await bob.models.register_model(spec)
     assert (registered.model_id, registered.creator, registered.parents) == (1, actors.bob.address, ())
     assert await bob.models.owner_of(1) == actors.bob.address
@@ -34,81 +34,85 @@ async def test_registerModel_mintsTokenToCreator(conn: ChainConnection, actors: 
 
 async def test_registerModel_storesLineage(conn: ChainConnection, actors: Actors) -> None:
     bob = clients_for(conn, actors.bob)
-    a = (await bob.models.register_model(ModelSpec(_hash(1)))).model_id
-    b = (await bob.models.register_model(ModelSpec(_hash(2)))).model_id
+    a = (await bob.models.register_model(ModelListing(_hash(1)))).model_id
+    b = (await bob.models.register_model(ModelListing(_hash(2)))).model_id
     lineage = Lineage(parents=((a, 1_000), (b, 500)), contributors=((actors.carol.address, 300),))
-    child = await bob.models.register_model(ModelSpec(_hash(3)), lineage)
+    child = await bob.models.register_model(ModelListing(_hash(3)), lineage)
     assert child.parents == (a, b)
     assert await bob.models.lineage_of(child.model_id) == lineage
 
 
 async def test_registerModel_revertsOnDuplicateContent(conn: ChainConnection, actors: Actors) -> None:
     bob = clients_for(conn, actors.bob)
-    await bob.models.register_model(ModelSpec(_hash(1)))
-    error = await expect_revert("DuplicateContent", bob.models.register_model(ModelSpec(_hash(1))))
+    await bob.models.register_model(ModelListing(_hash(1)))
+    error = await expect_revert("DuplicateContent", bob.models.register_model(ModelListing(_hash(1))))
     assert error.args_values == (_hash(1), 1)
 
 
 async def test_registerModel_revertsOnZeroContentHash(conn: ChainConnection, actors: Actors) -> None:
-    await expect_revert("ZeroContentHash", clients_for(conn, actors.bob).models.register_model(ModelSpec(_hash(0))))
+    await expect_revert("ZeroContentHash", clients_for(conn, actors.bob).models.register_model(ModelListing(_hash(0))))
 
 
 async def test_registerModel_revertsOnUnknownParent(conn: ChainConnection, actors: Actors) -> None:
-    call = clients_for(conn, actors.bob).models.register_model(ModelSpec(_hash(1)), Lineage(parents=((1, 100),)))
+    call = clients_for(conn, actors.bob).models.register_model(ModelListing(_hash(1)), Lineage(parents=((1, 100),)))
     error = await expect_revert("UnknownModel", call)
     assert error.args_values == (1,)
 
 
 async def test_registerModel_revertsWhenSharesExceedTotal(conn: ChainConnection, actors: Actors) -> None:
     bob = clients_for(conn, actors.bob)
-    await bob.models.register_model(ModelSpec(_hash(1)))
+    await bob.models.register_model(ModelListing(_hash(1)))
     lineage = Lineage(parents=((1, 6_000),), contributors=((actors.carol.address, 4_001),))
-    error = await expect_revert("SharesExceedTotal", bob.models.register_model(ModelSpec(_hash(2)), lineage))
+    error = await expect_revert("SharesExceedTotal", bob.models.register_model(ModelListing(_hash(2)), lineage))
     assert error.args_values == (10_001,)
 
 
 async def test_registerModel_revertsOnZeroShare(conn: ChainConnection, actors: Actors) -> None:
     lineage = Lineage(contributors=((actors.carol.address, 0),))
-    await expect_revert("ZeroShare", clients_for(conn, actors.bob).models.register_model(ModelSpec(_hash(1)), lineage))
+    await expect_revert(
+        "ZeroShare", clients_for(conn, actors.bob).models.register_model(ModelListing(_hash(1)), lineage)
+    )
 
 
 async def test_registerModel_revertsOnZeroContributor(conn: ChainConnection, actors: Actors) -> None:
     lineage = Lineage(contributors=(("0x" + "00" * 20, 10),))
-    call = clients_for(conn, actors.bob).models.register_model(ModelSpec(_hash(1)), lineage)
+    call = clients_for(conn, actors.bob).models.register_model(ModelListing(_hash(1)), lineage)
     await expect_revert("ZeroContributor", call)
 
 
 async def test_registerModel_revertsOnLengthMismatch(conn: ChainConnection, actors: Actors) -> None:
     models = clients_for(conn, actors.bob).models
-    fn = models.contract.functions.registerModel(ModelSpec(_hash(1)).as_tuple(), ([], [], [actors.carol.address], []))
+    fn = models.contract.functions.registerModel(
+        ModelListing(_hash(1)).as_tuple(), ([], [], [actors.carol.address], [])
+    )
     await expect_revert("LineageLengthMismatch", conn.with_account(actors.bob).send(fn))
 
 
 async def test_registerModel_revertsOnTooManyParents(conn: ChainConnection, actors: Actors) -> None:
     bob = clients_for(conn, actors.bob)
-    await bob.models.register_model(ModelSpec(_hash(1)))
+    await bob.models.register_model(ModelListing(_hash(1)))
     lineage = Lineage(parents=tuple((1, 10) for _ in range(9)))
-    error = await expect_revert("TooManyParents", bob.models.register_model(ModelSpec(_hash(2)), lineage))
+    error = await expect_revert("TooManyParents", bob.models.register_model(ModelListing(_hash(2)), lineage))
     assert error.args_values == (9,)
 
 
 async def test_registerModel_revertsWhenSplitWouldBeTooLarge(conn: ChainConnection, actors: Actors) -> None:
     bob = clients_for(conn, actors.bob)
     pool = tuple((actors.carol.address, 10) for _ in range(40))
-    wide = (await bob.models.register_model(ModelSpec(_hash(1)), Lineage(contributors=pool))).model_id
+    wide = (await bob.models.register_model(ModelListing(_hash(1)), Lineage(contributors=pool))).model_id
     lineage = Lineage(parents=((wide, 100),), contributors=pool)
-    error = await expect_revert("LineageTooLarge", bob.models.register_model(ModelSpec(_hash(2)), lineage))
+    error = await expect_revert("LineageTooLarge", bob.models.register_model(ModelListing(_hash(2)), lineage))
     assert error.args_values == (82,)
 
 
 async def test_registerModel_revertsOnRoyaltyAboveCap(conn: ChainConnection, actors: Actors) -> None:
-    call = clients_for(conn, actors.bob).models.register_model(ModelSpec(_hash(1), royalty_bps=5_001))
+    call = clients_for(conn, actors.bob).models.register_model(ModelListing(_hash(1), royalty_bps=5_001))
     await expect_revert("RoyaltyTooHigh", call)
 
 
 async def test_setPriceHints_updatesForOwner(conn: ChainConnection, actors: Actors) -> None:
     bob = clients_for(conn, actors.bob)
-    await bob.models.register_model(ModelSpec(_hash(1)))
+    await bob.models.register_model(ModelListing(_hash(1)))
     updated = await bob.models.set_price_hints(1, 7, 9)
     assert (updated.price_per_call, updated.price_per_job) == (7, 9)
     info = await bob.models.model_of(1)
@@ -116,7 +120,7 @@ async def test_setPriceHints_updatesForOwner(conn: ChainConnection, actors: Acto
 
 
 async def test_setPriceHints_revertsForNonOwner(conn: ChainConnection, actors: Actors) -> None:
-    await clients_for(conn, actors.bob).models.register_model(ModelSpec(_hash(1)))
+    await clients_for(conn, actors.bob).models.register_model(ModelListing(_hash(1)))
     error = await expect_revert("NotModelOwner", clients_for(conn, actors.carol).models.set_price_hints(1, 1, 1))
     assert error.args_values == (actors.carol.address, 1)
 
@@ -132,11 +136,11 @@ async def test_split_revertsOnUnknownModel(conn: ChainConnection, actors: Actors
 
 async def test_split_conservesEveryWeiAcrossThreeLevels(conn: ChainConnection, actors: Actors) -> None:
     carol, dave, bob = (clients_for(conn, a) for a in (actors.carol, actors.dave, actors.bob))
-    grand = (await carol.models.register_model(ModelSpec(_hash(1)))).model_id
+    grand = (await carol.models.register_model(ModelListing(_hash(1)))).model_id
     parent_lineage = Lineage(parents=((grand, 3_333),), contributors=((actors.val1.address, 1_111),))
-    parent = (await dave.models.register_model(ModelSpec(_hash(2)), parent_lineage)).model_id
+    parent = (await dave.models.register_model(ModelListing(_hash(2)), parent_lineage)).model_id
     child_lineage = Lineage(parents=((parent, 2_000),), contributors=((actors.val2.address, 777),))
-    child = (await bob.models.register_model(ModelSpec(_hash(3)), child_lineage)).model_id
+    child = (await bob.models.register_model(ModelListing(_hash(3)), child_lineage)).model_id
     for amount in (1, 9_999, 10_007, 12_345_678_901_234_567_891):
         payouts = await bob.models.split(child, amount, actors.outsider.address)
         assert sum(p.amount for p in payouts) == amount
@@ -158,7 +162,9 @@ async def test_split_stopsAtMaxDepthAndPaysAncestorWhole(conn: ChainConnection, 
     model_id = 0
     for depth, owner in enumerate(owners):
         lineage = Lineage(parents=((model_id, 5_000),)) if model_id else Lineage()
-        model_id = (await clients_for(conn, owner).models.register_model(ModelSpec(_hash(depth + 1)), lineage)).model_id
+        model_id = (
+            await clients_for(conn, owner).models.register_model(ModelListing(_hash(depth + 1)), lineage)
+        ).model_id
     payouts = await bob.models.split(model_id, 16_000, actors.bob.address)
     # Generations above the served model: val1 (1), dave (2), carol (3, paid whole); alice is beyond the cap.
     by = {p.recipient: p.amount for p in payouts}
@@ -173,8 +179,8 @@ async def test_split_stopsAtMaxDepthAndPaysAncestorWhole(conn: ChainConnection, 
 
 async def test_split_followsTokenOwnership(conn: ChainConnection, actors: Actors) -> None:
     carol, bob = clients_for(conn, actors.carol), clients_for(conn, actors.bob)
-    base = (await carol.models.register_model(ModelSpec(_hash(1)))).model_id
-    child = (await bob.models.register_model(ModelSpec(_hash(2)), Lineage(parents=((base, 1_000),)))).model_id
+    base = (await carol.models.register_model(ModelListing(_hash(1)))).model_id
+    child = (await bob.models.register_model(ModelListing(_hash(2)), Lineage(parents=((base, 1_000),)))).model_id
     await carol.models.transfer_model(actors.dave.address, base)
     payouts = await bob.models.split(child, 1_000, actors.bob.address)
     assert Payout(actors.dave.address, 100) in payouts
@@ -182,8 +188,8 @@ async def test_split_followsTokenOwnership(conn: ChainConnection, actors: Actors
 
 async def test_royaltyInfo_paysCreatorEip2981Share(conn: ChainConnection, actors: Actors) -> None:
     bob = clients_for(conn, actors.bob)
-    await bob.models.register_model(ModelSpec(_hash(1), royalty_bps=250))
-    await bob.models.register_model(ModelSpec(_hash(2)))
+    await bob.models.register_model(ModelListing(_hash(1), royalty_bps=250))
+    await bob.models.register_model(ModelListing(_hash(2)))
     assert await bob.models.royalty_info(1, 10_000) == Payout(actors.bob.address, 250)
     assert (await bob.models.royalty_info(2, 10_000)).amount == 0
     supports = bob.models.contract.functions.supportsInterface

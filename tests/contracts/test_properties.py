@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from marketplace.chain import ChainConnection, ContractRevert, JobSpec, JobStatus, Lineage, LocalChain, ModelSpec
+from marketplace.chain import ChainConnection, ContractRevert, EscrowTerms, JobStatus, Lineage, LocalChain, ModelListing
 from marketplace.chain.deploy import CHANNELS_CONFIG, ESCROW_CONFIG, STAKING_CONFIG
 from marketplace.chain.node import rpc_call
 from tests.contracts.conftest import AGT, Actors, Clients, clients_for
@@ -169,7 +169,7 @@ class Economy(RuleBasedStateMachine):
         provider = provider if provider != client else (provider + 1) % 5
         deadline = self.now() + ttl
         active = self.run(self.v[evaluator].staking.stake_of(self.validators[evaluator].address)).active
-        spec = JobSpec(
+        spec = EscrowTerms(
             self.users[provider].address,
             self.validators[evaluator].address,
             deadline,
@@ -480,11 +480,11 @@ async def _register_lineage(chain: LocalChain, actors: Actors) -> list[int]:
     """Three models, three generations, royalties to actors only (so conservation stays closed)."""
     async with chain.connect() as conn:
         carol, dave, bob = (clients_for(conn, a) for a in (actors.carol, actors.dave, actors.bob))
-        base = (await carol.models.register_model(ModelSpec(b"\x01" * 32))).model_id
+        base = (await carol.models.register_model(ModelListing(b"\x01" * 32))).model_id
         mid_lineage = Lineage(parents=((base, 2_000),), contributors=((actors.outsider.address, 500),))
-        mid = (await dave.models.register_model(ModelSpec(b"\x02" * 32), mid_lineage)).model_id
+        mid = (await dave.models.register_model(ModelListing(b"\x02" * 32), mid_lineage)).model_id
         top_lineage = Lineage(parents=((mid, 3_000),), contributors=((actors.alice.address, 1_000),))
-        top = (await bob.models.register_model(ModelSpec(b"\x03" * 32), top_lineage)).model_id
+        top = (await bob.models.register_model(ModelListing(b"\x03" * 32), top_lineage)).model_id
         return [base, mid, top]
 
 

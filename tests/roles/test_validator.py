@@ -23,7 +23,7 @@ from agents.settlement import to_bytes32
 from agents.state import Repository
 from agents.testing.doubles import Probe
 from marketplace.blobstore import BlobStore
-from marketplace.chain import EscrowClient, JobSpec, JobStatus, StakingClient, TokenClient
+from marketplace.chain import EscrowClient, EscrowTerms, JobStatus, StakingClient, TokenClient
 from marketplace.ml import (
     InferenceRunner,
     build_model,
@@ -144,7 +144,7 @@ async def _submitted_job(
     as_client = economy.conn.with_account(client)
     escrow = EscrowClient(as_client)
     deadline = int((await economy.conn.w3.eth.get_block("latest"))["timestamp"]) + 3_600
-    job = JobSpec(provider.address, evaluator, deadline, BUDGET, evaluator_fee_bps=500, spec_hash=spec_hash)
+    job = EscrowTerms(provider.address, evaluator, deadline, BUDGET, evaluator_fee_bps=500, spec_hash=spec_hash)
     created = await escrow.create_job(job)
     await TokenClient(as_client).approve(escrow.address, BUDGET)
     await escrow.fund(created.job_id, BUDGET)
