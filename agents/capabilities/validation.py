@@ -180,8 +180,12 @@ class DisputeVoter(Capability):
         except ContractRevert as exc:
             raise Rejected(ErrorCode.REJECTED, "no such dispute") from exc
         accused = "0x" + dispute.accused_result.hex()
+        # The model is the one the paid channel's recipient serves: the accused may be a validator, not the seller.
         try:
-            listed = await self.settlement.models.get(msg.model_id, dispute.accused)
+            seller = (await self.settlement.channels.get_channel(msg.channel_id)).recipient
+            listed = await self.settlement.models.get(msg.model_id, seller)
+        except ContractRevert as exc:
+            raise Rejected(ErrorCode.REJECTED, "no such channel") from exc
         except KeyError as exc:
             raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
         task = task_id(listed.chain_id, accused, msg.channel_id, msg.cumulative_amount)
@@ -192,7 +196,7 @@ class DisputeVoter(Capability):
             raise Rejected(ErrorCode.UNAUTHORIZED, "this agent does not sit on that dispute's committee")
         if not verify_output_commitment(msg.model_id, msg.inputs, msg.outputs, accused):
             raise Rejected(ErrorCode.REJECTED, "inputs and outputs do not match the disputed attestation")
-        commitment = await self.recomputer.commitment(msg.model_id, dispute.accused, msg.inputs)
+        commitment = await self.recomputer.commitment(msg.model_id, seller, msg.inputs)
         seat = next(s for s in committee.seats if s.member.lower() == self.settlement.account.lower())
         if seat.ballot is Ballot.ABSENT:  # asked again (another candidate agent, a retry): vote once
             await staking.vote(msg.dispute_id, to_bytes32(commitment))
