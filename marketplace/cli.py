@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tomllib
 from collections.abc import Callable
@@ -57,10 +58,8 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def agora_version() -> str:
     """The installed package's version, else the checkout's pyproject.toml version."""
-    try:
+    with contextlib.suppress(metadata.PackageNotFoundError):
         return metadata.version("agora")
-    except metadata.PackageNotFoundError:
-        pass
     # Run from a checkout that was never pip-installed (e.g. `python -m marketplace.cli`).
     try:
         with (project_root() / "pyproject.toml").open("rb") as file:

@@ -62,6 +62,21 @@ class Agreement(Record):
     price: int
     at: float
 
+    @classmethod
+    def of(
+        cls, negotiation_id: str, counterparty: str, job: JobSpecFields | JobSpec, price: int, at: float
+    ) -> Agreement:
+        """The agreement on `job` with `counterparty` at `price`."""
+        return cls(
+            negotiation_id=negotiation_id,
+            counterparty=counterparty,
+            kind=job.kind,
+            model_id=job.model_id,
+            units=job.units,
+            price=price,
+            at=at,
+        )
+
 
 def _clamp(price: int, low: int, high: int) -> int:
     return min(max(price, low), high)
@@ -182,16 +197,7 @@ class NegotiationSeller(Capability):
     def _agree(self, buyer: str, negotiation_id: str, state: SellerNegotiation, price: int) -> None:
         state.status, state.price = "agreed", price
         self.negotiations.put(key(buyer, negotiation_id), state)
-        job = state.job
-        agreement = Agreement(
-            negotiation_id=negotiation_id,
-            counterparty=buyer,
-            kind=job.kind,
-            model_id=job.model_id,
-            units=job.units,
-            price=price,
-            at=self.agent.clock.now(),
-        )
+        agreement = Agreement.of(negotiation_id, buyer, state.job, price, self.agent.clock.now())
         self.agreements.put(key(buyer, negotiation_id), agreement)
 
 
@@ -303,16 +309,7 @@ class NegotiationBuyer(Capability):
         self, nid: str, seller: str, job: JobSpec, price: int, rounds: int, sellers: Sequence[str]
     ) -> Deal:
         await self._reject_all(nid, [s for s in sellers if s != seller], "another offer was accepted")
-        agreement = Agreement(
-            negotiation_id=nid,
-            counterparty=seller,
-            kind=job.kind,
-            model_id=job.model_id,
-            units=job.units,
-            price=price,
-            at=self.agent.clock.now(),
-        )
-        self.agreements.put(nid, agreement)
+        self.agreements.put(nid, Agreement.of(nid, seller, job, price, self.agent.clock.now()))
         return Deal(negotiation_id=nid, seller=seller, price=price, rounds=rounds)
 
     async def _reject_all(self, nid: str, sellers: Sequence[str], reason: str) -> None:

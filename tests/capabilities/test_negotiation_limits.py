@@ -85,7 +85,7 @@ class GreedySeller(Capability):
         await ctx.send(sender, Accept(negotiation_id=msg.negotiation_id, price=msg.price, round=msg.round))
 
     async def _reject(self, ctx: Context, sender: str, msg: Reject) -> None:
-        pass
+        """A buyer's Reject ends nothing this double keeps: it only records accepted prices."""
 
 
 def _settings(tmp_path: Path, name: str) -> AgentSettings:

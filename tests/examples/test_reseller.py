@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ast
-import io
 import runpy
-import tokenize
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from agents.roles import seller, selling, user
 from agents.roles.base import PUBLISH_CARD
 from agents.roles.seller import BuildModels, ModelOffer
 from marketplace.chain import ChainConnection, ChannelsClient, Lineage, ModelRegistryClient, TokenClient
+from tests.code_size import code_lines
 from tests.examples.conftest import RoleAgent
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -32,24 +30,6 @@ RESALE = COST + MARKUP
 CALLS = 4
 ROYALTY_BPS = 500
 """Share of the reseller's takings that its model's lineage routes to the upstream model's owner."""
-
-
-def code_lines(path: Path) -> int:
-    """Lines holding code: not blank, not comments, not docstrings."""
-    source = path.read_text()
-    docstrings: set[int] = set()
-    for node in ast.walk(ast.parse(source)):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-        ):
-            docstrings.update(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
-    skipped = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
-    lines = {tok.start[0] for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type not in skipped}
-    return len(lines - docstrings)
 
 
 def test_example_isSmall() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -57,11 +58,9 @@ def registry_serve(args: list[str], home: Path, cwd: Path | None = None) -> Iter
         while True:
             if process.poll() is not None:
                 raise AssertionError(f"registry serve exited with {process.returncode}: {process.communicate()}")
-            try:
+            with contextlib.suppress(requests.ConnectionError):  # not listening yet
                 if requests.get(f"{served.url}/v1/health", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
             if time.monotonic() > deadline:
                 raise AssertionError("registry serve did not answer /v1/health within 60 s")
             time.sleep(0.1)
