@@ -26,6 +26,7 @@ from uagents_core.envelope import Envelope
 from uagents_core.identity import parse_identifier
 from uagents_core.types import DeliveryStatus, MsgStatus
 
+from agents.blobs import Blobs
 from agents.clock import Clock, SystemClock
 from agents.crypto import schema_digest
 from agents.mods import (
@@ -194,15 +195,30 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             max_response_bytes=settings.limits.max_message_bytes + RESPONSE_OVERHEAD,
         )
         self._dispenser = PooledDispenser(self._sender, settings.envelope_ttl)
+        replay = ReplayLedger(self._store)
+        self._blobs = Blobs(
+            data_dir / "blobs",
+            self._agora_wallet.identity,
+            self._store,
+            self._resolver,
+            EndpointPolicy.for_agent(settings.limits, settings.advertised_host()),
+            replay,
+            self._wall_clock.now,
+            settings.blob_limits,
+        )
         self._envelope_server = EnvelopeServer(
-            settings.host, settings.port, self._receive_envelope, settings.limits.max_message_bytes
+            settings.host,
+            settings.port,
+            self._receive_envelope,
+            settings.limits.max_message_bytes,
+            routes={"/blobs/": self._blobs.serve},
         )
         self._started = False
         self._sync_waiters: dict[tuple[str, uuid.UUID], asyncio.Future[tuple[str, str]]] = {}
         self._mod_context = ModContext(
             address=self.address,
             store=self._store,
-            replay=ReplayLedger(self._store),
+            replay=replay,
             clock=self._clock,
             wall_clock=self._wall_clock,
             limits=settings.limits,
@@ -247,6 +263,11 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
     def store(self) -> AgentStore:
         """The agent's durable store."""
         return self._store
+
+    @property
+    def blobs(self) -> Blobs:
+        """The agent's own blobs: stored in its data folder, served to peers it grants them to, fetched by reference."""
+        return self._blobs
 
     @property
     def clock(self) -> Clock:
@@ -305,6 +326,7 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             return
         self._started = False
         await self._envelope_server.stop()
+        await self._blobs.close()
         await self._shutdown([])
         self._leave_dispatcher()
         self._store.close()

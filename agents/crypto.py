@@ -125,7 +125,12 @@ def verify_envelope(envelope: Envelope, digest: bytes | None = None) -> None:
     """Check that the envelope is signed by the key behind its sender address; raise SignatureError otherwise."""
     if envelope.signature is None:
         raise SignatureError("envelope is not signed")
-    compact = _bech32_decode(envelope.signature, "sig")
+    verify_digest(envelope.sender, envelope.signature, digest or envelope._digest())
+
+
+def verify_digest(address: str, signature: str, digest: bytes) -> None:
+    """Check a uAgents `sig1…` signature of a 32-byte digest by the key behind `address`; raise SignatureError."""
+    compact = _bech32_decode(signature, "sig")
     if len(compact) != 64:
         raise SignatureError("signature must be 64 bytes")
     r, s = int.from_bytes(compact[:32], "big"), int.from_bytes(compact[32:], "big")
@@ -135,5 +140,5 @@ def verify_envelope(envelope: Envelope, digest: bytes | None = None) -> None:
     if s > _HALF_ORDER:
         compact = compact[:32] + (_ORDER - s).to_bytes(32, "big")
     der = cdata_to_der(deserialize_compact(compact))
-    if not public_key_of(envelope.sender).verify(der, digest or envelope._digest(), hasher=None):
+    if not public_key_of(address).verify(der, digest, hasher=None):
         raise SignatureError("signature does not match sender")

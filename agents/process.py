@@ -26,6 +26,7 @@ from typing import Any
 import uvloop
 
 from agents.base import AgentDeps, AgoraAgent
+from agents.blobs import BlobLimits
 from agents.mods import Limits
 from agents.resolver import StaticResolver
 from agents.settings import AgentSettings
@@ -51,7 +52,10 @@ def settings_from_json(text: str) -> AgentSettings:
     if limits.get("allowed_senders") is not None:
         limits["allowed_senders"] = frozenset(limits["allowed_senders"])
     data_dir = data.pop("data_dir")
-    return AgentSettings(**data, data_dir=Path(data_dir) if data_dir else None, limits=Limits(**limits))
+    blob_limits = BlobLimits(**data.pop("blob_limits"))
+    return AgentSettings(
+        **data, data_dir=Path(data_dir) if data_dir else None, limits=Limits(**limits), blob_limits=blob_limits
+    )
 
 
 def load_factory(path: str) -> Factory:

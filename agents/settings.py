@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agents.blobs import BlobLimits
 from agents.mods import Limits
 
 
@@ -26,6 +27,7 @@ class AgentSettings:
     data_dir: Path | None = None
     public_url: str | None = None
     limits: Limits = field(default_factory=Limits)
+    blob_limits: BlobLimits = field(default_factory=BlobLimits)
     envelope_ttl: float = 60.0
     concurrent_handlers: bool = False
     sync_reply_wait: float = 5.0

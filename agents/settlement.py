@@ -1,6 +1,6 @@
-"""One agent's handles on the shared economy: its signing chain clients, blob store, registry client, model directory.
+"""One agent's handles on the shared economy: its signing chain clients, registry client, model directory.
 
-A `Settlement` is built from plain settings (RPC URL, deployment manifest path, registry URL, blob folder)
+A `Settlement` is built from plain settings (RPC URL, deployment manifest path, registry URL)
 plus the agent's wallet, so a role can be constructed the same way in any process or on any host.
 """
 
@@ -14,7 +14,6 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from agents.wallet import Wallet
-from marketplace.blobstore import BlobStore
 from marketplace.chain import (
     ChainConnection,
     ChannelsClient,
@@ -39,26 +38,24 @@ MILLIONTHS = 1_000_000
 
 @dataclass(frozen=True)
 class SettlementSettings:
-    """Where the economy lives, as plain values that cross process boundaries: chain, manifest, registry, blobs."""
+    """Where the economy lives, as plain values that cross process boundaries: chain, manifest, registry."""
 
     rpc_url: str
     manifest: Path
-    blob_dir: Path
     registry_url: str | None = None
 
     def connect(self, wallet: Wallet) -> Settlement:
         """This agent's handles, signing with its wallet's account."""
         conn = ChainConnection.connect(Deployment.load(self.manifest), wallet.account, self.rpc_url)
         registry = RegistryClient(self.registry_url, wallet.identity) if self.registry_url else None
-        return Settlement(conn, BlobStore(self.blob_dir), registry)
+        return Settlement(conn, registry)
 
 
 @dataclass
 class Settlement:
-    """One agent's signing chain connection, the blob store and the registry, with typed contract clients."""
+    """One agent's signing chain connection and the registry, with typed contract clients."""
 
     conn: ChainConnection
-    blobs: BlobStore
     registry: RegistryClient | None = None
     models: ModelDirectory = field(init=False)
 

@@ -37,13 +37,22 @@ RESPONSE_OVERHEAD = 4 * 1024
 
 
 class EnvelopeServer:
-    """Receives uAgents envelopes on POST /submit (loopback by default) and hands them to a Receiver."""
+    """Receives uAgents envelopes on POST /submit (loopback by default) and hands them to a Receiver; `routes`
+    maps other path prefixes to their handlers (an agent's blobs: agents/blobs.py)."""
 
-    def __init__(self, host: str, port: int, receiver: Receiver, max_body: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        receiver: Receiver,
+        max_body: int,
+        routes: dict[str, Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]] | None = None,
+    ) -> None:
         self._host = host
         self._port = port
         self._receiver = receiver
         self._max_body = max_body
+        self._routes = dict(routes or {})
         self._handler: web.Server | None = None
         self._listener: asyncio.Server | None = None
         self._bound_port: int | None = None
@@ -84,6 +93,9 @@ class EnvelopeServer:
             self._listener = None
 
     async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        for prefix, handler in self._routes.items():
+            if request.path.startswith(prefix):
+                return await handler(request)
         if request.path != "/submit":
             return web.Response(status=404, body=b'{"code": "not_found", "detail": "POST /submit"}')
         if request.method == "HEAD":
@@ -262,6 +274,11 @@ class _CheckedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def checked_connector(policy: EndpointPolicy, limit: int = 64) -> aiohttp.TCPConnector:
+    """An aiohttp connector that resolves names through `policy` (IP literals must be checked by the caller)."""
+    return aiohttp.TCPConnector(limit=limit, keepalive_timeout=30.0, resolver=_CheckedResolver(policy))
+
+
 class EnvelopeSender:
     """Seals (nonce + expiry + signature) and posts envelopes on keep-alive connections (aiohttp for https).
 
@@ -301,9 +318,7 @@ class EnvelopeSender:
         origin = f"{parts.scheme}://{parts.netloc}"
         session = self._sessions.get(origin)
         if session is None or session.closed:
-            resolver = _CheckedResolver(self._policy)
-            connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=30.0, resolver=resolver)
-            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            session = aiohttp.ClientSession(connector=checked_connector(self._policy), timeout=self._timeout)
             self._sessions[origin] = session
         return session
 

@@ -62,12 +62,11 @@ async def measure(chain: LocalChain, calls: int, workdir: Path) -> dict[str, flo
     options = {
         "rpc_url": chain.rpc_url,
         "manifest": str(manifest),
-        "blob_dir": str(workdir / "blobs"),
         "operators": [operator.address],
     }
     seller = seller_role.build(settings("seller"), AgentDeps(wallet=wallets["seller"]), options)
     buyer = AgoraAgent(settings("buyer"), AgentDeps(wallet=wallets["buyer"]))
-    market = SettlementSettings(chain.rpc_url, manifest, workdir / "blobs").connect(wallets["buyer"])
+    market = SettlementSettings(chain.rpc_url, manifest).connect(wallets["buyer"])
     negotiation, payer = NegotiationBuyer(buyer), ChannelPayer(buyer, market)
     compose(buyer, negotiation, payer)
     for name in ("operator", "seller", "buyer"):
@@ -81,7 +80,7 @@ async def measure(chain: LocalChain, calls: int, workdir: Path) -> dict[str, flo
     try:
         await call(operator, seller.address, BUILD_MODELS, BuildModels(models=[MODEL], world_seed=1), wait=600)
         listed = await market.models.get(MODEL.id)
-        model = load_model(market.blobs.get(listed.content_hash), listed.content_hash)
+        model = load_model(seller.blobs.get(listed.content_hash), listed.content_hash)  # the baseline runs it here
         deal = await negotiation.negotiate(
             [seller.address],
             JobSpec(kind="inference", model_id="recommender", units=calls),

@@ -1,4 +1,4 @@
-"""A content-addressed blob store: datasets and model artifacts shared by id, verified by hash on every read."""
+"""A content-addressed blob folder: datasets and model artifacts by id, verified by hash on every read."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ class BlobNotFound(BlobError):
 class BlobStore:
     """Blobs in a directory, one file per sha256 content id (the same id ModelRegistry and JobEscrow record).
 
-    Any reader re-hashes what it reads, so a store shared between agents (a folder here; IPFS or an
-    object store in production) cannot hand out altered data.
+    Each agent keeps one in its own data folder (agents/blobs.py serves it to granted peers); every read
+    re-hashes, so a file altered on disk is never handed out under its id.
     """
 
     def __init__(self, root: Path) -> None:
@@ -27,7 +27,7 @@ class BlobStore:
     def put(self, data: bytes) -> str:
         """Store a blob atomically and return its content id (0x-sha256)."""
         blob_id = content_id(data)
-        path = self._path(blob_id)
+        path = self.path(blob_id)
         if not path.exists():
             fd, tmp = tempfile.mkstemp(dir=self.root)
             with os.fdopen(fd, "wb") as handle:
@@ -37,7 +37,7 @@ class BlobStore:
 
     def get(self, blob_id: str, max_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> bytes:
         """Read a blob, refusing one over max_bytes or whose content no longer matches its id."""
-        path = self._path(blob_id)
+        path = self.path(blob_id)
         if not path.exists():
             raise BlobNotFound(f"no blob {blob_id}")
         size = path.stat().st_size
@@ -47,8 +47,17 @@ class BlobStore:
         check_blob(data, blob_id, max_bytes)
         return data
 
-    def _path(self, blob_id: str) -> Path:
+    def paths(self) -> list[Path]:
+        """The file of every stored blob (temporary and partial files excluded)."""
+        return [p for p in self.root.iterdir() if len(p.name) == 64 and p.is_file() and _is_hex(p.name)]
+
+    def path(self, blob_id: str) -> Path:
+        """The file holding `blob_id` (which may not exist); BlobError for anything but a content id."""
         digest = blob_id.removeprefix("0x")
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        if len(digest) != 64 or not _is_hex(digest):
             raise BlobError(f"not a content id: {blob_id!r}")
         return self.root / digest
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)

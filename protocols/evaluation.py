@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uagents_core.protocol import ProtocolSpecification
 
+from protocols.blobs import BlobRef
 from protocols.errors import ErrorReply
 from protocols.model import Model
 
@@ -12,14 +13,15 @@ class EvaluationTerms(Model):
     """How JobEscrow job `escrow_job_id` is judged, sent by its client to its evaluator when it funds the job.
 
     The evaluator keeps them only if they hash to the job's on-chain spec hash, together with the dataset
-    and epochs the provider trains on; `salt` keeps the held-out reference hidden from the provider, which
-    sees only its commitment. Once kept, the terms cannot change and the client cannot withhold them.
+    and epochs the provider trains on; `heldout` is granted to the evaluator only, and `salt` keeps its content
+    id hidden from the provider, which sees only a commitment. Once kept, the terms cannot change and the
+    client cannot withhold them.
     """
 
     escrow_job_id: int
     dataset_ref: str
     epochs: int
-    heldout_ref: str
+    heldout: BlobRef
     salt: str
     metric: str
     min_score: int
@@ -34,12 +36,14 @@ class TermsAccepted(Model):
 class EvaluationRequest(Model):
     """Grade the artifact submitted to JobEscrow job `escrow_job_id` by the terms its client committed to.
 
-    Anyone may ask (the provider does, once it submitted); the evaluator completes the job when the measured
-    score reaches the terms' least score, else rejects it, and answers later requests from its record.
+    Anyone may ask (the provider does, once it submitted, granting the evaluator the weights in `artifact`);
+    the evaluator completes the job when the measured score reaches the terms' least score, else rejects it,
+    and answers later requests from its record.
     """
 
     escrow_job_id: int
     artifact_hash: str
+    artifact: BlobRef | None = None
 
 
 class EvaluationResult(Model):
@@ -53,7 +57,7 @@ class EvaluationResult(Model):
 
 SPEC = ProtocolSpecification(
     name="agora-evaluation",
-    version="2.0.0",
+    version="3.0.0",
     interactions={
         EvaluationTerms: {TermsAccepted, ErrorReply},
         EvaluationRequest: {EvaluationResult, ErrorReply},

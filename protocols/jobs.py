@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uagents_core.protocol import ProtocolSpecification
 
+from protocols.blobs import BlobRef
 from protocols.errors import ErrorReply
 from protocols.model import Model
 
@@ -27,7 +28,8 @@ class InferenceResult(Model):
 
 
 class TrainingRequest(Model):
-    """Train from `base_model_id` on a dataset reference; `escrow_job_id` names the funded JobEscrow job.
+    """Train from `base_model_id` on `dataset` (held by the client, granted to this provider); `escrow_job_id`
+    names the funded JobEscrow job.
 
     The evaluation terms (a commitment to the held-out data, the metric, the least score, the evaluator's
     account) travel with the request so the provider can check them against the job's on-chain spec hash
@@ -36,7 +38,7 @@ class TrainingRequest(Model):
 
     job_id: str
     base_model_id: str
-    dataset_ref: str
+    dataset: BlobRef
     epochs: int
     price: int
     escrow_job_id: int
@@ -47,16 +49,18 @@ class TrainingRequest(Model):
 
 
 class TrainingResult(Model):
-    """The trained artifact's 0x-hex hash and its evaluation metrics."""
+    """The trained artifact's 0x-hex hash and its metrics; `artifact` grants the client the weights once the
+    evaluator completed the job (None while it is not paid for)."""
 
     job_id: str
     artifact_hash: str
     metrics: dict[str, float]
+    artifact: BlobRef | None = None
 
 
 SPEC = ProtocolSpecification(
     name="agora-jobs",
-    version="2.0.0",
+    version="3.0.0",
     interactions={
         InferenceRequest: {InferenceResult, ErrorReply},
         TrainingRequest: {TrainingResult, ErrorReply},

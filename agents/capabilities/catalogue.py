@@ -1,7 +1,7 @@
 """A seller's model catalogue: the models it serves, registered in ModelRegistry with their lineage.
 
 The catalogue is a shared component of a seller agent (inference and training both use it). Its records
-survive a restart: weights live in the blob store under their content hash, checked on load.
+survive a restart: weights live in the agent's own blob store under their content hash, checked on load.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class ModelCatalogue(Capability):
     ) -> CatalogueEntry:
         """Store the weights, register the model (and its parent) in ModelRegistry, and serve it."""
         artifact = serialize_model(model)
-        self.settlement.blobs.put(artifact.data)
+        self.agent.blobs.put(artifact.data, pin="catalogue")
         entry = await self.register(model_id, model.spec.kind, artifact.artifact_hash, prices, parent, royalty_bps)
         self._runners[model_id] = InferenceRunner(model)
         return entry
@@ -115,7 +115,7 @@ class ModelCatalogue(Capability):
             entry = self.entries.get(model_id)
             if entry is None:
                 raise KeyError(f"model {model_id!r} is not served here")
-            data = self.settlement.blobs.get(entry.content_hash)
+            data = self.agent.blobs.get(entry.content_hash)
             self._runners[model_id] = InferenceRunner(load_model(data, entry.content_hash))
         return self._runners[model_id]
 

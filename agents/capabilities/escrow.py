@@ -1,7 +1,8 @@
 """The training market's capabilities: a client escrows a fine-tuning job and has it graded; a provider trains
 for funded jobs and submits the deliverable.
 
-The client keeps a held-out slice of its data for the evaluator (a staked validator, never the provider);
+The client keeps its data in its own store: the training part is granted to the provider, the held-out slice
+to the evaluator only (a staked validator, never the provider), and the weights reach the client once paid for;
 the provider is paid only when the evaluator measures the agreed quality; if it never delivers, the client
 takes its budget back after the deadline.
 """
@@ -91,6 +92,8 @@ class TrainingOutcome(BaseModel):
     """no-deal | funded | not-delivered | completed | rejected."""
     score: int = 0
     artifact_hash: str = ""
+    received: bool = False
+    """Whether the provider released the trained weights to the client (after the evaluator paid it)."""
 
 
 class FundedJob(Record):
@@ -159,8 +162,9 @@ class EscrowClient(Capability):
         await s.escrow.fund(created.job_id, deal.price)
         outcome.escrow_job_id, outcome.state = created.job_id, "funded"
         committed = EvaluationTerms(
-            escrow_job_id=created.job_id, dataset_ref=train_ref, epochs=plan.epochs, heldout_ref=heldout_ref,
-            salt=salt, metric=metric, min_score=plan.min_score,
+            escrow_job_id=created.job_id, dataset_ref=train_ref, epochs=plan.epochs,
+            heldout=self.agent.blobs.grant(heldout_ref, evaluator.card.address), salt=salt, metric=metric,
+            min_score=plan.min_score,
         )  # fmt: skip
         await self.agent.request(evaluator.card.address, committed, TermsAccepted, wait=30)
         record = FundedJob(
@@ -189,7 +193,7 @@ class EscrowClient(Capability):
         request = TrainingRequest(
             job_id=job.negotiation_id,
             base_model_id=job.plan.base_model_id,
-            dataset_ref=job.dataset_ref,
+            dataset=self.agent.blobs.grant(job.dataset_ref, job.seller),
             epochs=job.plan.epochs,
             price=job.price,
             escrow_job_id=escrow_job_id,
@@ -208,6 +212,9 @@ class EscrowClient(Capability):
             verdict = await self.agent.request(job.evaluator, grade, EvaluationResult, wait=60)
             outcome.score = verdict.score
             outcome.state = "completed" if verdict.completed else "rejected"
+            if result.artifact is not None and result.artifact.blob_id == result.artifact_hash:
+                await self.agent.blobs.fetch(result.artifact)
+                outcome.received = True
         job.outcome = outcome
         self.jobs.put(str(escrow_job_id), job)
         return outcome
@@ -219,8 +226,8 @@ class EscrowClient(Capability):
         data = make_interactions(spec, plan.examples, seed=self.seed, items=catalogue_items(spec, plan.catalogue))
         train, heldout = split(data, 0.2, self.seed)
         train_blob, heldout_blob = serialize_dataset(train), serialize_dataset(heldout)
-        self.settlement.blobs.put(train_blob.data)
-        self.settlement.blobs.put(heldout_blob.data)
+        self.agent.blobs.put(train_blob.data, pin="escrow")
+        self.agent.blobs.put(heldout_blob.data, pin="escrow")
         return train_blob.content_id, heldout_blob.content_id
 
     async def _evaluator(self, job_key: str, exclude: str) -> AgentEntry:
@@ -260,16 +267,18 @@ class EscrowProvider(Capability):
         self.seed = seed
         self.deliveries = Repository(agent.store, "escrow.provider", TrainingJob)
 
-    async def _ask_for_grade(self, evaluator: str, escrow_job_id: int, artifact_hash: str) -> None:
-        """Have the job's evaluator (the account the chain names) grade the deliverable now, so nobody can stall it."""
-        grade = EvaluationRequest(escrow_job_id=escrow_job_id, artifact_hash=artifact_hash)
+    async def _ask_for_grade(self, evaluator: str, escrow_job_id: int, artifact_hash: str) -> EvaluationResult | None:
+        """Have the job's evaluator (the account the chain names) grade the deliverable now, so nobody can stall it;
+        each candidate agent gets a grant to read the weights, and only the account's own agent can settle."""
         candidates = await self.settlement.agents_of({evaluator}, role=None)
         for address in candidates[evaluator.lower()]:
+            artifact = self.agent.blobs.grant(artifact_hash, address)
+            grade = EvaluationRequest(escrow_job_id=escrow_job_id, artifact_hash=artifact_hash, artifact=artifact)
             try:
-                await self.agent.request(address, grade, EvaluationResult, wait=60)
-                return
+                return await self.agent.request(address, grade, EvaluationResult, wait=60)
             except (RemoteError, DeliveryError, TimeoutError) as err:
                 self.agent.logger.info("evaluator candidate %s did not grade: %s", address[:16], err)
+        return None
 
     def handlers(self) -> Iterable[Handlers]:
         """TrainingRequest, in the seller role of the jobs protocol."""
@@ -290,14 +299,14 @@ class EscrowProvider(Capability):
         if job.model_id != served.chain_id:
             raise Rejected(ErrorCode.REJECTED, "the escrow job names another model than the one fine-tuned here")
         expected = terms_hash(
-            served.chain_id, msg.dataset_ref, msg.epochs, msg.heldout_commitment, msg.metric, msg.min_score,
+            served.chain_id, msg.dataset.blob_id, msg.epochs, msg.heldout_commitment, msg.metric, msg.min_score,
             job.evaluator,
         )  # fmt: skip
         if expected != job.spec_hash or msg.metric != METRICS[served.kind]:
             raise Rejected(ErrorCode.REJECTED, "the request's terms are not the ones the escrow job committed to")
         try:
-            blob = self.settlement.blobs.get(msg.dataset_ref, MAX_TRAINING_BLOB)
-            dataset = load_dataset(blob, msg.dataset_ref, MAX_TRAINING_BLOB)
+            blob = await self.agent.blobs.fetch(msg.dataset, MAX_TRAINING_BLOB)
+            dataset = load_dataset(blob, msg.dataset.blob_id, MAX_TRAINING_BLOB)
             train, check = split(dataset, 0.1, self.seed)  # type: ignore[type-var]  # either kind splits
             tuned, _ = fine_tune(
                 self.catalogue.model(served.model_id), train, epochs=msg.epochs, lr=0.01, seed=self.seed
@@ -316,10 +325,12 @@ class EscrowProvider(Capability):
             str(msg.escrow_job_id),
             TrainingJob(escrow_job_id=msg.escrow_job_id, artifact=artifact.artifact_hash, child_model_id=child_id),
         )
-        await self._ask_for_grade(job.evaluator, msg.escrow_job_id, artifact.artifact_hash)
+        verdict = await self._ask_for_grade(job.evaluator, msg.escrow_job_id, artifact.artifact_hash)
+        paid = verdict is not None and verdict.completed
         result = TrainingResult(
             job_id=msg.job_id,
             artifact_hash=artifact.artifact_hash,
             metrics={"score": metrics.score, "loss": metrics.loss},
+            artifact=self.agent.blobs.grant(artifact.artifact_hash, sender) if paid else None,
         )
         await ctx.send(sender, result)

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from uagents import Context, Model
 
 from agents.base import AgoraAgent, RemoteError
+from agents.blobs import BlobRefused
+from agents.capabilities.artifacts import ArtifactFetcher
 from agents.capabilities.escrow import heldout_commitment, terms_hash
 from agents.capabilities.inference import run_call, task_id, task_signer
 from agents.capabilities.kit import Capability, Handler, Handlers
@@ -38,10 +40,11 @@ MAX_HELDOUT_BLOB = 4 * 1024 * 1024
 
 
 class Recomputer:
-    """Loads listed models from the blob store (checked against their on-chain hash) and re-executes calls."""
+    """Gets listed models from their creators (checked against their on-chain hash) and re-executes calls."""
 
-    def __init__(self, settlement: Settlement) -> None:
+    def __init__(self, agent: AgoraAgent, settlement: Settlement) -> None:
         self.settlement = settlement
+        self.artifacts = ArtifactFetcher(agent, settlement)
         self._runners: dict[tuple[str, str], InferenceRunner] = {}
 
     async def commitment(self, model_id: str, creator: str, rows: list[list[float]]) -> str:
@@ -51,7 +54,7 @@ class Recomputer:
                 listed = await self.settlement.models.get(model_id, creator)
             except KeyError as exc:
                 raise Rejected(ErrorCode.REJECTED, str(exc)) from exc
-            model = load_model(self.settlement.blobs.get(listed.content_hash), listed.content_hash)
+            model = load_model(await self.artifacts.weights(listed), listed.content_hash)
             self._runners[model_id, creator.lower()] = InferenceRunner(model)
         try:
             return run_call(self._runners[model_id, creator.lower()], model_id, rows)[1]
@@ -215,7 +218,7 @@ class Grade(Record):
 
 
 class KeptTerms(Record):
-    """Evaluation terms a client committed to on chain, kept by the job's evaluator."""
+    """Evaluation terms a client committed to on chain, kept by the job's evaluator (the held-out set in its store)."""
 
     heldout_ref: str
     metric: str
@@ -242,15 +245,19 @@ class Evaluator(Capability):
         job = await self.settlement.escrow.get_job(msg.escrow_job_id)
         if job.evaluator.lower() != self.settlement.account.lower():
             raise Rejected(ErrorCode.REJECTED, "this validator is not the job's evaluator")
-        committed = heldout_commitment(msg.heldout_ref, msg.salt)
+        committed = heldout_commitment(msg.heldout.blob_id, msg.salt)
         expected = terms_hash(
             job.model_id, msg.dataset_ref, msg.epochs, committed, msg.metric, msg.min_score, job.evaluator
         )
         if expected != job.spec_hash:
             raise Rejected(ErrorCode.REJECTED, "these terms are not the ones the escrow job committed to")
-        self.terms.add(
-            str(msg.escrow_job_id), KeptTerms(heldout_ref=msg.heldout_ref, metric=msg.metric, min_score=msg.min_score)
-        )
+        try:  # the held-out set now, while the client is there to serve it: grading must not depend on it later
+            await self.agent.blobs.fetch(msg.heldout, MAX_HELDOUT_BLOB)
+        except BlobRefused as exc:
+            raise Rejected(ErrorCode.REJECTED, f"the held-out data is not readable: {exc}") from exc
+        self.agent.blobs.pin(msg.heldout.blob_id, f"escrow:{msg.escrow_job_id}")
+        kept = KeptTerms(heldout_ref=msg.heldout.blob_id, metric=msg.metric, min_score=msg.min_score)
+        self.terms.add(str(msg.escrow_job_id), kept)
         await ctx.send(sender, TermsAccepted(escrow_job_id=msg.escrow_job_id))
 
     async def _on_evaluation(self, ctx: Context, sender: str, msg: EvaluationRequest) -> None:
@@ -269,12 +276,14 @@ class Evaluator(Capability):
             raise Rejected(ErrorCode.REJECTED, "no committed terms for that job here")
         if job.status != JobStatus.SUBMITTED or job.deliverable != to_bytes32(msg.artifact_hash):
             raise Rejected(ErrorCode.REJECTED, "no such deliverable submitted for this job")
-        blobs = self.settlement.blobs
+        if msg.artifact is None or msg.artifact.blob_id != msg.artifact_hash:
+            raise Rejected(ErrorCode.REJECTED, "grading needs a grant to the submitted deliverable")
+        blobs = self.agent.blobs
         try:
-            model = load_model(blobs.get(msg.artifact_hash), msg.artifact_hash)
+            model = load_model(await blobs.fetch(msg.artifact), msg.artifact_hash)
             heldout = load_dataset(blobs.get(terms.heldout_ref, MAX_HELDOUT_BLOB), terms.heldout_ref, MAX_HELDOUT_BLOB)
             metrics = await offload(evaluate, model, heldout)
-        except ValueError as exc:
+        except ValueError as exc:  # BlobRefused included: an unreadable deliverable is not graded
             raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
         score = round(metrics.score * MILLIONTHS) if metrics.metric == terms.metric else 0
         reason = hashlib.sha256(json.dumps(metrics.to_dict(), sort_keys=True).encode()).digest()
@@ -285,4 +294,5 @@ class Evaluator(Capability):
         else:
             await escrow.reject(msg.escrow_job_id, reason)
         self.grades.put(str(msg.escrow_job_id), grade)
+        self.agent.blobs.unpin(terms.heldout_ref, f"escrow:{msg.escrow_job_id}")
         return grade

@@ -27,13 +27,12 @@ from protocols.cards import AgentCard, Offering
 
 
 class RoleOptions(BaseModel):
-    """Plain settings every role is built from: where the chain, manifest, registry and blobs are; who operates it."""
+    """Plain settings every role is built from: where the chain, manifest and registry are; who operates it."""
 
     model_config = ConfigDict(extra="allow")
 
     rpc_url: str
     manifest: str
-    blob_dir: str
     registry_url: str | None = None
     operators: list[str] = []
     clock_start: float | None = None
@@ -100,7 +99,6 @@ def role_parts(
     settlement = SettlementSettings(
         rpc_url=options.rpc_url,
         manifest=Path(options.manifest),
-        blob_dir=Path(options.blob_dir),
         registry_url=options.registry_url,
     ).connect(wallet)
     control = Control(agent, options.operators)

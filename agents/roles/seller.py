@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agents.base import AgentDeps, AgoraAgent
+from agents.capabilities.artifacts import ArtifactFetcher, ArtifactSharing
 from agents.capabilities.catalogue import TrainingTerms
 from agents.capabilities.control import Command, Empty
 from agents.capabilities.escrow import EscrowProvider
@@ -88,7 +89,11 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
     provider = InferenceProvider(agent, catalogue, payee, opts.dishonest_rate, opts.seed)
     attester = Attester(agent, settlement, provider)
     training = EscrowProvider(agent, settlement, catalogue, opts.seed)
-    voter = DisputeVoter(agent, settlement, Recomputer(settlement))  # a staked seller may be drawn to a committee
+    voter = DisputeVoter(
+        agent, settlement, Recomputer(agent, settlement)
+    )  # a staked seller may be drawn to a committee
+    sharing = ArtifactSharing(agent, settlement, catalogue)
+    artifacts = ArtifactFetcher(agent, settlement)
 
     async def build_models(args: BuildModels) -> Empty:
         ensure_deterministic()
@@ -96,7 +101,7 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
             seed = _seed(args.world_seed, offer.id)
             if offer.parent is not None:
                 parent = await settlement.models.get(offer.parent)
-                base = load_model(settlement.blobs.get(parent.content_hash), parent.content_hash)
+                base = load_model(await artifacts.weights(parent), parent.content_hash)
                 own = make_interactions(base.spec, 4_000, seed=seed)  # type: ignore[arg-type]  # parents are recommenders
                 epochs = max(offer.fine_tune_epochs, 1)
                 model, _ = await offload(fine_tune, base, split(own, 0.1, seed)[0], epochs=epochs, lr=0.01, seed=seed)
@@ -107,4 +112,6 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
         return Empty()
 
     parts.control.handle(BUILD_MODELS, build_models)
-    return compose(agent, parts.control, catalogue, sale.negotiation, payee, provider, attester, training, voter)
+    return compose(
+        agent, parts.control, catalogue, sale.negotiation, payee, provider, attester, training, voter, sharing
+    )

@@ -71,7 +71,7 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
     opts = RoleOptions.model_validate(options)
     parts = role_parts(ROLE, settings, deps, opts)
     agent, settlement = parts.agent, parts.settlement
-    recomputer = Recomputer(settlement)
+    recomputer = Recomputer(agent, settlement)
     reexecutor = ReExecutor(agent, settlement, recomputer, voters=int(options.get("voters", 2)))
     voter = DisputeVoter(agent, settlement, recomputer)
     evaluator = Evaluator(agent, settlement)

@@ -13,8 +13,31 @@ from marketplace.chain.channels import (
     SkipReason,
 )
 from marketplace.chain.client import ChainConnection, ChainError, ContractRevert, GasMeter, TransactionFailed
-from marketplace.chain.deploy import ChannelsConfig, DeployError, DeploySettings, EscrowConfig, StakingConfig, deploy
+from marketplace.chain.deploy import (
+    ChannelsConfig,
+    DeployError,
+    DeploySettings,
+    EscrowConfig,
+    FederatedConfig,
+    StakingConfig,
+    deploy,
+)
 from marketplace.chain.escrow import EscrowClient, EscrowTerms, Job, JobStatus
+from marketplace.chain.federated import (
+    FederatedJob,
+    FederatedJobCreated,
+    FederatedJobRefunded,
+    FederatedRewardsClient,
+    FederatedTerms,
+    RewardClaim,
+    RewardClaimBatch,
+    RewardClaimed,
+    RewardRound,
+    RewardSkipped,
+    RewardTree,
+    RootPosted,
+    StandardMerkleTree,
+)
 from marketplace.chain.local import LocalChain, dev_account, local_chain
 from marketplace.chain.manifest import Deployment
 from marketplace.chain.models import Lineage, ModelInfo, ModelListing, ModelRegistryClient, Payout
@@ -69,6 +92,12 @@ __all__ = [
     "EscrowClient",
     "EscrowConfig",
     "EscrowTerms",
+    "FederatedConfig",
+    "FederatedJob",
+    "FederatedJobCreated",
+    "FederatedJobRefunded",
+    "FederatedRewardsClient",
+    "FederatedTerms",
     "GasMeter",
     "Job",
     "JobStatus",
@@ -81,11 +110,19 @@ __all__ = [
     "NodeError",
     "Payout",
     "Reputation",
+    "RewardClaim",
+    "RewardClaimBatch",
+    "RewardClaimed",
+    "RewardRound",
+    "RewardSkipped",
+    "RewardTree",
+    "RootPosted",
     "SignedVoucher",
     "SkipReason",
     "StakeInfo",
     "StakingClient",
     "StakingConfig",
+    "StandardMerkleTree",
     "TokenClient",
     "TransactionFailed",
     "Voucher",

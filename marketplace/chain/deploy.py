@@ -72,6 +72,15 @@ class EscrowConfig:
 
 
 @dataclass(frozen=True)
+class FederatedConfig:
+    """FederatedRewards tunables fixed at deployment (seconds)."""
+
+    min_claim_window: int = 24 * 3600
+    """Shortest claim window a job may set: contributors always have this long after the deadline (the last
+    possible root) to claim their rewards."""
+
+
+@dataclass(frozen=True)
 class DeploySettings:
     """Where and as whom to deploy."""
 
@@ -109,6 +118,8 @@ CHANNELS_CONFIG = ChannelsConfig()
 """PaymentChannels tunables used by `agora chain up` and local_chain()."""
 ESCROW_CONFIG = EscrowConfig()
 """JobEscrow tunables used by `agora chain up` and local_chain()."""
+FEDERATED_CONFIG = FederatedConfig()
+"""FederatedRewards tunables used by `agora chain up` and local_chain()."""
 
 
 def _deploy_agent_registry(ctx: DeployContext) -> Any:
@@ -151,6 +162,15 @@ def _deploy_channels(ctx: DeployContext) -> Any:
     return channels
 
 
+def _deploy_federated(ctx: DeployContext) -> Any:
+    return ctx.deployer.deploy(
+        ctx.project.FederatedRewards,
+        ctx.deployed["AgoraToken"].address,
+        ctx.deployed["ValidatorStaking"].address,
+        FEDERATED_CONFIG.min_claim_window,
+    )
+
+
 DEPLOY_PLAN: list[tuple[str, DeployStep]] = [
     ("AgoraToken", _deploy_token),
     ("AgentRegistry", _deploy_agent_registry),
@@ -158,6 +178,7 @@ DEPLOY_PLAN: list[tuple[str, DeployStep]] = [
     ("ValidatorStaking", _deploy_staking),
     ("JobEscrow", _deploy_escrow),
     ("PaymentChannels", _deploy_channels),
+    ("FederatedRewards", _deploy_federated),
 ]
 """Contracts in dependency order; later steps read earlier addresses from ctx.deployed."""
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3.types import RPCEndpoint
 
+from marketplace.chain.base import ContractClient
 from marketplace.chain.channels import ChannelsClient
 from marketplace.chain.client import ChainConnection
 from marketplace.chain.escrow import EscrowClient, EscrowTerms
+from marketplace.chain.federated import FederatedRewardsClient, FederatedTerms, RewardTree
 from marketplace.chain.local import LocalChain
 from marketplace.chain.models import Lineage, ModelListing, ModelRegistryClient
 from marketplace.chain.staking import StakingClient
@@ -37,7 +41,7 @@ class Cast:
         return self.conns[account.address]
 
 
-def _gas(client: ChannelsClient | EscrowClient | ModelRegistryClient | StakingClient) -> int:
+def _gas(client: ContractClient) -> int:
     if client.last_receipt is None:
         raise ValueError(f"{client.contract_name} client has sent no transaction yet")
     return int(client.last_receipt["gasUsed"])
@@ -50,7 +54,7 @@ async def prepare(conn: ChainConnection, chain: LocalChain) -> Cast:
     treasury = TokenClient(conn)
     for account in (cast.buyer, cast.seller, cast.evaluator, *cast.creators):
         await treasury.transfer(account.address, 1_000_000 * AGT)
-        for spender in ("JobEscrow", "PaymentChannels", "ValidatorStaking"):
+        for spender in ("JobEscrow", "PaymentChannels", "ValidatorStaking", "FederatedRewards"):
             await TokenClient(cast.on(account)).approve(chain.deployment.address(spender), 2**256 - 1)
     await StakingClient(cast.on(cast.evaluator)).stake(1_000 * AGT)
     return cast
@@ -114,6 +118,7 @@ async def hot_paths(cast: Cast) -> dict[str, int]:
         await evaluator.complete(job_id, b"\x02" * 32, 90)
         figures[f"{label}_complete"] = _gas(evaluator)
     figures.update(await dispute_paths(cast))
+    figures.update(await federated_paths(cast))
     return figures
 
 
@@ -151,6 +156,38 @@ async def dispute_paths(cast: Cast) -> dict[str, int]:
     await challenger.resolve(dispute_id)
     figures["staking_resolve_3_members"] = _gas(challenger)
     return figures
+
+
+FEDERATED_CONTRIBUTORS = 100
+"""Contributors rewarded in the measured federated round (proofs of 6-7 hashes)."""
+
+
+async def federated_paths(cast: Cast) -> dict[str, int]:
+    """gasUsed of one federated job: the buyer sponsors 100 AGT, the evaluator (a staked validator) posts a round
+    rewarding FEDERATED_CONTRIBUTORS fresh accounts, and the seller relays the claims (each pays a fresh account)."""
+    figures: dict[str, int] = {}
+    sponsor = FederatedRewardsClient(cast.on(cast.buyer))
+    aggregator = FederatedRewardsClient(cast.on(cast.evaluator))
+    relayer = FederatedRewardsClient(cast.on(cast.seller))
+    deadline = int((await sponsor.conn.w3.eth.get_block("latest"))["timestamp"]) + 86_400
+    terms = FederatedTerms(cast.evaluator.address, 100 * AGT, deadline, await sponsor.min_claim_window(), b"\x0f" * 32)
+    job_id = (await sponsor.create_job(terms)).job_id
+    figures["federated_create_job"] = _gas(sponsor)
+    contributors = {_contributor(i): AGT // 10 + i for i in range(FEDERATED_CONTRIBUTORS)}
+    tree = RewardTree(job_id, 1, contributors)
+    await aggregator.post_tree(tree)
+    figures["federated_post_root"] = _gas(aggregator)
+    claims = tree.claims()
+    await relayer.claim(claims[0])
+    figures["federated_claim"] = _gas(relayer)
+    await relayer.claim_many(claims[1:4])
+    figures["federated_claim_many_3"] = _gas(relayer)
+    return figures
+
+
+def _contributor(index: int) -> str:
+    """A fresh account (no balance, never seen by the token) for the index-th federated contributor."""
+    return str(to_checksum_address(keccak(b"agora-gas-contributor" + index.to_bytes(4, "big"))[-20:]))
 
 
 async def amortized_per_call(cast: Cast, calls: int = 100) -> dict[str, float]:

@@ -159,7 +159,6 @@ class Economy:
         common = {
             "rpc_url": self.chain.rpc_url,
             "manifest": str(manifest),
-            "blob_dir": str(self.workdir / "blobs"),
             "registry_url": registry_url,
             "operators": [self._operator.address],
             "clock_start": CLOCK_START,
@@ -269,6 +268,10 @@ class Economy:
             try:
                 await self._start_members(registry_url)
                 await self._fund(token)
+                # Cards go up before set-up, so agents resolve each other (a seller fetches a parent model from its
+                # creator), and again after it, listing what set-up built.
+                for name in self.members:
+                    await self.call(name, PUBLISH_CARD, Empty())
                 for phase in staged["setup"]:
                     await self._run_phase(phase)
                 for name in self.members:

@@ -124,7 +124,7 @@ MALFORMED = [[0.5] * (FEATURES - 1)]
 AUDIT_VARIANTS = ("replay", "inputs", "outputs", "recommit", "unsigned", "payment")
 """How the adversary builds a ValidationRequest from a call it saw: as sent, with other inputs or outputs,
 with made-up outputs and a commitment to them, signed by itself, or claiming another payment."""
-KEEP = ("catalogue/", "negotiation.")
+KEEP = ("catalogue/", "negotiation.", "blobs.")
 """Store namespaces that survive between examples (off-chain or registered before the snapshot)."""
 
 

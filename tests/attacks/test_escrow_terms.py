@@ -40,6 +40,7 @@ async def _funded(economy: World) -> tuple[AgoraAgent, AgoraAgent, AgoraAgent, F
     for agent in (seller, validator):
         await economy.call(agent, PUBLISH_CARD)
     advertiser = await economy.role(advertiser_role, "advertiser", tokens=100 * AGT, seed=11)
+    await economy.call(advertiser, PUBLISH_CARD)
     funded: TrainingOutcome = await economy.call(
         advertiser, FUND_TRAINING, FundTraining(seller=seller.address, plan=PLAN)
     )
@@ -48,9 +49,11 @@ async def _funded(economy: World) -> tuple[AgoraAgent, AgoraAgent, AgoraAgent, F
     return seller, validator, advertiser, record
 
 
-def _training_request(job: FundedJob) -> TrainingRequest:
+def _training_request(job: FundedJob, advertiser: AgoraAgent, seller: AgoraAgent) -> TrainingRequest:
+    """The request the client would send (its data granted to the seller), for anyone to deliver."""
     return TrainingRequest(
-        job_id=job.negotiation_id, base_model_id=job.plan.base_model_id, dataset_ref=job.dataset_ref,
+        job_id=job.negotiation_id, base_model_id=job.plan.base_model_id,
+        dataset=advertiser.blobs.grant(job.dataset_ref, seller.address),
         epochs=job.plan.epochs, price=job.price, escrow_job_id=job.escrow_job_id,
         heldout_commitment=heldout_commitment(job.heldout_ref, job.salt), metric=job.metric,
         min_score=job.plan.min_score, evaluator=job.evaluator_account,
@@ -60,15 +63,18 @@ def _training_request(job: FundedJob) -> TrainingRequest:
 async def test_clientCannotTightenTermsAfterFunding(economy: World) -> None:
     """A client that re-sends the evaluator stricter terms (a higher least score) is refused: the provider is
     graded by the committed terms and paid."""
-    seller, validator, _, job = await _funded(economy)
+    seller, validator, advertiser, job = await _funded(economy)
     client = await economy.buyer("client-double")
     stricter = EvaluationTerms(
         escrow_job_id=job.escrow_job_id, dataset_ref=job.dataset_ref, epochs=job.plan.epochs,
-        heldout_ref=job.heldout_ref, salt=job.salt, metric=job.metric, min_score=999_999,
+        heldout=advertiser.blobs.grant(job.heldout_ref, validator.address), salt=job.salt, metric=job.metric,
+        min_score=999_999,
     )  # fmt: skip
     assert isinstance(await client.probe.ask(validator.address, stricter, (TermsAccepted,)), ErrorReply)
 
-    result = await client.probe.ask(seller.address, _training_request(job), (TrainingResult,), wait=120)
+    result = await client.probe.ask(
+        seller.address, _training_request(job, advertiser, seller), (TrainingResult,), wait=120
+    )
     assert isinstance(result, TrainingResult), result
     assert (await EscrowClient(economy.conn).get_job(job.escrow_job_id)).status == JobStatus.COMPLETED
 
@@ -76,11 +82,13 @@ async def test_clientCannotTightenTermsAfterFunding(economy: World) -> None:
 async def test_clientWithholdingGradeRequestCannotStallPayment(economy: World) -> None:
     """The client hands over the data but never asks for a grade: the provider has it graded and is paid anyway,
     so the client cannot let the job expire and take the budget back after the work is done."""
-    seller, _, _, job = await _funded(economy)
+    seller, _, advertiser, job = await _funded(economy)
     token = TokenClient(economy.conn)
     before = await token.balance_of(seller.keys.eth_address)
     courier = await economy.buyer("courier")  # delivers the request exactly as the client would, then nothing else
-    result = await courier.probe.ask(seller.address, _training_request(job), (TrainingResult,), wait=120)
+    result = await courier.probe.ask(
+        seller.address, _training_request(job, advertiser, seller), (TrainingResult,), wait=120
+    )
 
     assert isinstance(result, TrainingResult), result
     assert (await EscrowClient(economy.conn).get_job(job.escrow_job_id)).status == JobStatus.COMPLETED
@@ -89,16 +97,16 @@ async def test_clientWithholdingGradeRequestCannotStallPayment(economy: World) -
 
 async def test_providerRefusesTermsTheJobDidNotCommitTo(economy: World) -> None:
     """A request whose terms differ from the spec hash (a harder least score) is refused before any training."""
-    seller, _, _, job = await _funded(economy)
+    seller, _, advertiser, job = await _funded(economy)
     courier = await economy.buyer("courier")
-    harder = _training_request(job).copy(update={"min_score": 990_000})
+    harder = _training_request(job, advertiser, seller).copy(update={"min_score": 990_000})
     assert isinstance(await courier.probe.ask(seller.address, harder, (TrainingResult,), wait=60), ErrorReply)
     assert (await EscrowClient(economy.conn).get_job(job.escrow_job_id)).status == JobStatus.FUNDED
 
 
 async def test_jobNamingAnotherModelRefusedBeforeTraining(economy: World) -> None:
     """A client that points the job's modelId at another model (whose royalty pool it controls) gets no work."""
-    seller, validator, _, job = await _funded(economy)
+    seller, validator, advertiser, job = await _funded(economy)
     client = await economy.buyer("self-dealer", tokens=100 * AGT)
     registry = client.settlement.model_registry
     own = await registry.register_model(ModelListing(content_hash=b"\x07" * 32, uri="agora://model/recommender/mine"))
@@ -115,6 +123,6 @@ async def test_jobNamingAnotherModelRefusedBeforeTraining(economy: World) -> Non
     created = await escrow.create_job(terms)
     await client.settlement.token.approve(escrow.address, job.price)
     await escrow.fund(created.job_id, job.price)
-    request = _training_request(job).copy(update={"escrow_job_id": created.job_id})
+    request = _training_request(job, advertiser, seller).copy(update={"escrow_job_id": created.job_id})
     assert isinstance(await client.probe.ask(seller.address, request, (TrainingResult,), wait=60), ErrorReply)
     assert (await escrow.get_job(created.job_id)).status == JobStatus.FUNDED

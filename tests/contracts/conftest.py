@@ -14,6 +14,7 @@ from marketplace.chain import (
     ChainConnection,
     ChannelsClient,
     EscrowClient,
+    FederatedRewardsClient,
     LocalChain,
     ModelRegistryClient,
     StakingClient,
@@ -26,7 +27,7 @@ FUNDING = 1_000_000 * AGT
 """What each actor receives from the treasury."""
 VALIDATOR_STAKE = 1_000 * AGT
 MAX_ALLOWANCE = 2**256 - 1
-SPENDERS = ("JobEscrow", "PaymentChannels", "ValidatorStaking")
+SPENDERS = ("JobEscrow", "PaymentChannels", "ValidatorStaking", "FederatedRewards")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Clients:
     escrow: EscrowClient
     channels: ChannelsClient
     staking: StakingClient
+    federated: FederatedRewardsClient
 
 
 def clients_for(conn: ChainConnection, account: LocalAccount) -> Clients:
@@ -111,6 +113,7 @@ def clients_for(conn: ChainConnection, account: LocalAccount) -> Clients:
         EscrowClient(signer),
         ChannelsClient(signer),
         StakingClient(signer),
+        FederatedRewardsClient(signer),
     )
 
 

@@ -8,14 +8,22 @@ from typing import Any
 import pytest
 
 from marketplace.chain import ChainConnection, LocalChain, StakingClient
-from marketplace.chain.deploy import CHANNELS_CONFIG, DEPLOY_PLAN, ESCROW_CONFIG, STAKING_CONFIG
+from marketplace.chain.deploy import CHANNELS_CONFIG, DEPLOY_PLAN, ESCROW_CONFIG, FEDERATED_CONFIG, STAKING_CONFIG
 from marketplace.chain.node import rpc_call
 from marketplace.paths import project_root
 from tests.contracts.conftest import Actors, clients_for, expect_revert
 
 pytestmark = pytest.mark.chain
 
-SETTLEMENT = ("AgoraToken", "AgentRegistry", "ModelRegistry", "ValidatorStaking", "JobEscrow", "PaymentChannels")
+SETTLEMENT = (
+    "AgoraToken",
+    "AgentRegistry",
+    "ModelRegistry",
+    "ValidatorStaking",
+    "JobEscrow",
+    "PaymentChannels",
+    "FederatedRewards",
+)
 ZERO = "0x" + "00" * 20
 
 
@@ -43,6 +51,7 @@ async def test_deploy_wiresContractsTogether(chain: LocalChain, conn: ChainConne
     escrow = conn.contract("JobEscrow").functions
     channels = conn.contract("PaymentChannels").functions
     staking = conn.contract("ValidatorStaking").functions
+    federated = conn.contract("FederatedRewards").functions
     assert await conn.call(escrow.token()) == address("AgoraToken")
     assert await conn.call(escrow.models()) == address("ModelRegistry")
     assert await conn.call(escrow.agents()) == address("AgentRegistry")
@@ -54,6 +63,9 @@ async def test_deploy_wiresContractsTogether(chain: LocalChain, conn: ChainConne
     assert await conn.call(staking.committeeSize()) == STAKING_CONFIG.committee_size
     assert await conn.call(channels.minChannelDuration()) == CHANNELS_CONFIG.min_channel_duration
     assert await conn.call(escrow.evaluationWindow()) == ESCROW_CONFIG.evaluation_window
+    assert await conn.call(federated.token()) == address("AgoraToken")
+    assert await conn.call(federated.staking()) == address("ValidatorStaking")
+    assert await conn.call(federated.minClaimWindow()) == FEDERATED_CONFIG.min_claim_window
 
 
 def _staking_config(**changes: int) -> tuple[int, ...]:
@@ -110,6 +122,21 @@ async def test_constructor_revertsOnZeroEvaluationWindow(chain: LocalChain, conn
     address = chain.deployment.address
     args = (address("AgoraToken"), address("ModelRegistry"), address("AgentRegistry"), address("ValidatorStaking"))
     await expect_revert("ZeroEvaluationWindow", _deploy_raw(conn, "JobEscrow", *args, 0))
+
+
+async def test_constructor_revertsOnZeroFederatedDependency(chain: LocalChain, conn: ChainConnection) -> None:
+    call = _deploy_raw(conn, "FederatedRewards", chain.deployment.address("AgoraToken"), ZERO, 3_600)
+    await expect_revert("ZeroAddress", call)
+
+
+@pytest.mark.parametrize("window", [0, 365 * 24 * 3600 + 1])
+async def test_constructor_revertsOnInvalidMinClaimWindow(
+    chain: LocalChain, conn: ChainConnection, window: int
+) -> None:
+    address = chain.deployment.address
+    call = _deploy_raw(conn, "FederatedRewards", address("AgoraToken"), address("ValidatorStaking"), window)
+    error = await expect_revert("InvalidClaimWindow", call)
+    assert error.args_values == (window,)
 
 
 async def test_stake_revertsWhenValidatorSetFull(chain: LocalChain, conn: ChainConnection, actors: Actors) -> None:

@@ -1,4 +1,5 @@
-"""Hypothesis drives random sequences of escrow, channel and staking actions across several actors on anvil.
+"""Hypothesis drives random sequences of escrow, channel, staking and federated-reward actions across several actors
+on anvil.
 
 After every step: token conservation (the holders' balances sum to a constant) and each contract's
 holdings equal its outstanding obligations. After every example: all deadlines pass and everything
@@ -12,7 +13,7 @@ import asyncio
 import json
 import urllib.request
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pytest
@@ -20,10 +21,22 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_signature_to_4byte_selector
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from marketplace.chain import ChainConnection, ContractRevert, EscrowTerms, JobStatus, Lineage, LocalChain, ModelListing
-from marketplace.chain.deploy import CHANNELS_CONFIG, ESCROW_CONFIG, STAKING_CONFIG
+from marketplace.chain import (
+    ChainConnection,
+    ContractRevert,
+    EscrowTerms,
+    FederatedTerms,
+    JobStatus,
+    Lineage,
+    LocalChain,
+    ModelListing,
+    RewardClaim,
+    RewardTree,
+)
+from marketplace.chain.deploy import CHANNELS_CONFIG, ESCROW_CONFIG, FEDERATED_CONFIG, STAKING_CONFIG
+from marketplace.chain.federated import verify_claim
 from marketplace.chain.node import rpc_call
 from tests.contracts.conftest import AGT, Actors, Clients, clients_for
 
@@ -33,6 +46,9 @@ T = TypeVar("T")
 LIVE = (JobStatus.OPEN, JobStatus.FUNDED, JobStatus.SUBMITTED)
 GOOD, BAD, OTHER = b"\xaa" * 32, b"\xbb" * 32, b"\xcc" * 32
 MIN_STAKE = STAKING_CONFIG.min_stake
+MIN_CLAIM_WINDOW = FEDERATED_CONFIG.min_claim_window
+SPONSOR_AGGREGATES = 3
+"""FederatedJobModel.aggregator value meaning the sponsor aggregates its own job (0-2 are the validators)."""
 
 
 @dataclass
@@ -59,11 +75,44 @@ class ChannelModel:
 
 
 @dataclass
+class RoundModel:
+    """What the test expects of one posted round of a federated job."""
+
+    tree: RewardTree
+    total: int
+    """The total posted with the root (may be below the tree's sum: a faulty aggregator)."""
+    paid: int = 0
+    claimed: set[str] = field(default_factory=set)
+
+
+@dataclass
+class FederatedJobModel:
+    """What the test expects of one federated job."""
+
+    sponsor: int
+    aggregator: int
+    budget: int
+    deadline: int
+    claim_deadline: int
+    posted: int = 0
+    claimed: int = 0
+    refunded: int = 0
+    rounds: dict[int, RoundModel] = field(default_factory=dict)
+
+    @property
+    def escrowed(self) -> int:
+        """What FederatedRewards must still hold for this job."""
+        return self.budget - self.claimed - self.refunded
+
+
+@dataclass
 class Counters:
     """Steps run across all examples of one test (the suite asserts a floor)."""
 
     steps: int = 0
     examples: int = 0
+    federated: int = 0
+    """Steps on FederatedRewards (transactions and deadline jumps)."""
 
 
 @dataclass
@@ -96,12 +145,16 @@ class Economy(RuleBasedStateMachine):
         self.any = self.u[0]
         self.holders = [a.address for a in (env.chain.treasury, *actors.everyone)]
         self.holders += [self.any.escrow.address, self.any.channels.address, self.any.staking.address]
+        self.holders += [self.any.federated.address]
+        self.contributors: list[LocalAccount] = [*self.users, *self.validators]
+        self.contributor_index = {a.address: i for i, a in enumerate(self.contributors)}
         token, staking = self.any.token.address, self.any.staking.address
         self.balance_calls = [(token, _calldata("balanceOf(address)", h)) for h in self.holders]
         self.stake_calls = [(staking, _calldata("stakeOf(address)", v.address)) for v in self.validators]
         self.total = sum(self._balances())
         self.jobs: dict[int, JobModel] = {}
         self.channels: dict[int, ChannelModel] = {}
+        self.fed_jobs: dict[int, FederatedJobModel] = {}
         self.tasks = 0
         env.counters.examples += 1
 
@@ -151,6 +204,11 @@ class Economy(RuleBasedStateMachine):
         outcome = reverted.name if reverted else None
         assert outcome == error, f"expected {error or 'success'}, got {reverted or 'success'}"
         return result
+
+    def expect_federated(self, call: Awaitable[T], error: str | None) -> T | None:
+        """expect() for a FederatedRewards transaction (counted apart: the suite asserts a floor)."""
+        self.env.counters.federated += 1
+        return self.expect(call, error)
 
     # --- escrow ---------------------------------------------------------------------------
 
@@ -425,6 +483,227 @@ class Economy(RuleBasedStateMachine):
         slashes_of_accused = [s for r in resolved if r is not None for s in r.slashes if s.validator == accused_address]
         assert len(slashes_of_accused) <= 1
 
+    # --- federated rewards ----------------------------------------------------------------
+
+    @initialize(
+        sponsor=st.integers(0, 4),
+        budget=st.integers(10 * AGT, 40 * AGT),
+        rewards=st.dictionaries(st.integers(0, 7), st.integers(1, 8 * AGT), min_size=1, max_size=6),
+    )
+    def seed_federated_job(self, sponsor: int, budget: int, rewards: dict[int, int]) -> None:
+        """Every example starts with a federated job (its sponsor aggregating) with round 0 posted, so the claim,
+        refund and deadline rules always have leaves to work on whichever rules the example enables."""
+        deadline = self.now() + 10_800
+        sponsor_address = self.users[sponsor].address
+        terms = FederatedTerms(sponsor_address, budget, deadline, MIN_CLAIM_WINDOW)
+        created = self.expect_federated(self.u[sponsor].federated.create_job(terms), None)
+        assert created is not None
+        job = FederatedJobModel(sponsor, SPONSOR_AGGREGATES, budget, deadline, deadline + MIN_CLAIM_WINDOW)
+        self.fed_jobs[created.job_id] = job
+        tree = RewardTree(created.job_id, 0, {self.contributors[i].address: a for i, a in rewards.items()})
+        total = min(tree.total, budget)  # a tree worth more than the budget is posted short
+        self.expect_federated(self.u[sponsor].federated.post_root(created.job_id, 0, tree.root, total), None)
+        job.rounds[0] = RoundModel(tree, total)
+        job.posted = total
+
+    @rule(
+        sponsor=st.integers(0, 4),
+        aggregator=st.integers(0, SPONSOR_AGGREGATES),
+        budget=st.integers(1, 40 * AGT),
+        ttl=st.sampled_from([2_700, 5_400, 10_800]),
+        window=st.sampled_from([MIN_CLAIM_WINDOW, MIN_CLAIM_WINDOW + 3_600]),
+    )
+    def create_federated_job(self, sponsor: int, aggregator: int, budget: int, ttl: int, window: int) -> None:
+        deadline = self.now() + ttl
+        error = None
+        if aggregator == SPONSOR_AGGREGATES:
+            address = self.users[sponsor].address
+        else:
+            address = self.validators[aggregator].address
+            active = self.run(self.v[aggregator].staking.stake_of(address)).active
+            error = None if active >= MIN_STAKE else "AggregatorNotValidator"
+        terms = FederatedTerms(address, budget, deadline, window)
+        created = self.expect_federated(self.u[sponsor].federated.create_job(terms), error)
+        if created is not None:
+            assert created.claim_deadline == deadline + window
+            self.fed_jobs[created.job_id] = FederatedJobModel(sponsor, aggregator, budget, deadline, deadline + window)
+
+    def _pick_fed_job(self, pick: int) -> tuple[int, FederatedJobModel] | None:
+        if not self.fed_jobs:
+            return None
+        job_id = sorted(self.fed_jobs)[pick % len(self.fed_jobs)]
+        return job_id, self.fed_jobs[job_id]
+
+    def _fed_signer(self, job: FederatedJobModel, intruder: bool) -> Clients:
+        """The job's aggregator, or with `intruder` someone who is not."""
+        if job.aggregator == SPONSOR_AGGREGATES:
+            return self.u[(job.sponsor + 1) % 5] if intruder else self.u[job.sponsor]
+        return self.v[(job.aggregator + 1) % 3] if intruder else self.v[job.aggregator]
+
+    @rule(
+        pick=st.integers(0, 10**6),
+        round_no=st.integers(0, 3),
+        rewards=st.dictionaries(st.integers(0, 7), st.integers(1, 8 * AGT), min_size=1, max_size=5),
+        shortfall=st.sampled_from([0, 0, 0, 1, 3 * AGT]),
+        intruder=st.sampled_from([False, False, False, True]),
+    )
+    def post_root(self, pick: int, round_no: int, rewards: dict[int, int], shortfall: int, intruder: bool) -> None:
+        """A round's root; with `shortfall` the posted total is below what the tree's leaves add up to."""
+        chosen = self._pick_fed_job(pick)
+        if chosen is None:
+            return
+        job_id, job = chosen
+        tree = RewardTree(job_id, round_no, {self.contributors[i].address: a for i, a in rewards.items()})
+        total = max(tree.total - shortfall, 1)
+        if intruder:
+            error: str | None = "NotAggregator"
+        elif self.now() >= job.deadline:
+            error = "DeadlinePassed"
+        elif round_no in job.rounds:
+            error = "RoundAlreadyPosted"
+        else:
+            error = "ExceedsBudget" if total > job.budget - job.posted else None
+        signer = self._fed_signer(job, intruder)
+        if self.expect_federated(signer.federated.post_root(job_id, round_no, tree.root, total), error) is not None:
+            job.rounds[round_no] = RoundModel(tree, total)
+            job.posted += total
+
+    def _posted_rounds(self) -> list[tuple[int, int]]:
+        return [(j, r) for j, job in sorted(self.fed_jobs.items()) for r in sorted(job.rounds)]
+
+    def _reward_claim_error(self, claim: RewardClaim, now: int) -> str | None:
+        """The contract's verdict on one claim, in the order it checks."""
+        job = self.fed_jobs[claim.job_id]
+        posted = job.rounds.get(claim.round)
+        if posted is not None and claim.account in posted.claimed:
+            return "AlreadyClaimed"
+        if posted is None:
+            return "UnknownRound"
+        if now >= job.claim_deadline:
+            return "ClaimWindowClosed"
+        if not verify_claim(posted.tree.root, claim):  # the Python tree is the oracle the chain must agree with
+            return "InvalidProof"
+        return "ExceedsRoundTotal" if claim.amount > posted.total - posted.paid else None
+
+    def _book_reward(self, claim: RewardClaim) -> None:
+        job = self.fed_jobs[claim.job_id]
+        posted = job.rounds[claim.round]
+        posted.claimed.add(claim.account)
+        posted.paid += claim.amount
+        job.claimed += claim.amount
+
+    @rule(
+        pick=st.integers(0, 10**6),
+        leaf=st.integers(0, 10**6),
+        tamper=st.sampled_from(["none", "none", "none", "amount", "account", "round"]),
+        relayer=st.integers(0, 4),
+    )
+    def claim_reward(self, pick: int, leaf: int, tamper: str, relayer: int) -> None:
+        """One leaf, submitted by anyone; tampered leaves (amount, account, round) must not pay."""
+        posted = self._posted_rounds()
+        if not posted:
+            return
+        job_id, round_no = posted[pick % len(posted)]
+        tree = self.fed_jobs[job_id].rounds[round_no].tree
+        accounts = sorted(tree.rewards)
+        claim = tree.claim(accounts[leaf % len(accounts)])
+        if tamper == "amount":
+            claim = replace(claim, amount=claim.amount + 1)
+        elif tamper == "account":
+            other = (self.contributor_index[claim.account] + 1) % len(self.contributors)
+            claim = replace(claim, account=self.contributors[other].address)
+        elif tamper == "round":
+            claim = replace(claim, round=(round_no + 1) % 4)
+        error = self._reward_claim_error(claim, self.now())
+        paid = self.expect_federated(self.u[relayer].federated.claim(claim), error)
+        if paid is not None:
+            assert (paid.account, paid.amount) == (claim.account, claim.amount)
+            self._book_reward(claim)
+
+    @rule(
+        picks=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), min_size=1, max_size=5),
+        relayer=st.integers(0, 4),
+    )
+    def claim_rewards_many(self, picks: list[tuple[int, int]], relayer: int) -> None:
+        """A batch of genuine leaves (repeats allowed): claimed ones are skipped; a closed window or an exhausted
+        round reverts the whole batch."""
+        posted = self._posted_rounds()
+        if not posted:
+            return
+        claims = []
+        for pick, leaf in picks:
+            job_id, round_no = posted[pick % len(posted)]
+            tree = self.fed_jobs[job_id].rounds[round_no].tree
+            claims.append(tree.claim(sorted(tree.rewards)[leaf % len(tree.rewards)]))
+        now = self.now()
+        error: str | None = None
+        paid: list[RewardClaim] = []
+        skipped: list[RewardClaim] = []
+        seen: set[tuple[int, int, str]] = set()
+        extra: dict[tuple[int, int], int] = {}
+        for claim in claims:
+            key = (claim.job_id, claim.round)
+            job = self.fed_jobs[claim.job_id]
+            posted_round = job.rounds[claim.round]
+            if claim.account in posted_round.claimed or (*key, claim.account) in seen:
+                skipped.append(claim)
+                continue
+            if now >= job.claim_deadline:
+                error = "ClaimWindowClosed"
+                break
+            if claim.amount > posted_round.total - posted_round.paid - extra.get(key, 0):
+                error = "ExceedsRoundTotal"
+                break
+            extra[key] = extra.get(key, 0) + claim.amount
+            seen.add((*key, claim.account))
+            paid.append(claim)
+        batch = self.expect_federated(self.u[relayer].federated.claim_many(claims), error)
+        if batch is None:
+            return
+        assert [(c.job_id, c.round, c.account, c.amount) for c in batch.claimed] == [
+            (c.job_id, c.round, c.account, c.amount) for c in paid
+        ]
+        assert [(s.job_id, s.round, s.account) for s in batch.skipped] == [
+            (c.job_id, c.round, c.account) for c in skipped
+        ]
+        for claim in paid:
+            self._book_reward(claim)
+
+    @rule(pick=st.integers(0, 10**6), intruder=st.sampled_from([False, False, True]))
+    def refund_federated(self, pick: int, intruder: bool) -> None:
+        chosen = self._pick_fed_job(pick)
+        if chosen is None:
+            return
+        job_id, job = chosen
+        now = self.now()
+        closed = now >= job.claim_deadline
+        owed = job.budget - (job.claimed if closed else job.posted)
+        if intruder:
+            error: str | None = "NotSponsor"
+        elif now < job.deadline:
+            error = "DeadlineNotPassed"
+        else:
+            error = None if owed > job.refunded else "NothingToRefund"
+        signer = self.u[(job.sponsor + 1) % 5] if intruder else self.u[job.sponsor]
+        refunded = self.expect_federated(signer.federated.refund(job_id), error)
+        if refunded is not None:
+            assert (refunded.amount, refunded.closed) == (owed - job.refunded, closed)
+            job.refunded = owed
+
+    @rule(pick=st.integers(0, 10**6), to_claim_deadline=st.booleans(), offset=st.sampled_from([-1, 0]))
+    def federated_time_travel(self, pick: int, to_claim_deadline: bool, offset: int) -> None:
+        """Make the next transaction land exactly on (or one second before) a job's deadline or claim deadline."""
+        chosen = self._pick_fed_job(pick)
+        if chosen is None:
+            return
+        job = chosen[1]
+        target = (job.claim_deadline if to_claim_deadline else job.deadline) + offset
+        if target - self.now() >= 1:
+            self.env.counters.steps += 1
+            self.env.counters.federated += 1
+            self.jump(target - self.now())
+            assert self.now() == target
+
     @rule(seconds=st.sampled_from([60, 600, 1_800, 3_600]))
     def advance_time(self, seconds: int) -> None:
         self.env.counters.steps += 1
@@ -440,6 +719,7 @@ class Economy(RuleBasedStateMachine):
         assert balances[self.any.escrow.address] == escrowed
         unclaimed = sum(c.deposit - c.claimed for c in self.channels.values() if not c.closed)
         assert balances[self.any.channels.address] == unclaimed
+        assert balances[self.any.federated.address] == sum(j.escrowed for j in self.fed_jobs.values())
         assert balances[self.any.staking.address] == sum(self._stakes())
 
     def teardown(self) -> None:
@@ -466,8 +746,12 @@ class Economy(RuleBasedStateMachine):
         for client, validator in zip(self.v, self.validators, strict=True):
             if self.run(client.staking.stake_of(validator.address)).unbonding:
                 self.run(client.staking.withdraw())
+        for job_id, fed in self.fed_jobs.items():  # every claim window is over: the sponsor takes all the rest
+            if fed.escrowed:
+                refunded = self.run(self.u[fed.sponsor].federated.refund(job_id))
+                assert (refunded.amount, refunded.closed) == (fed.escrowed, True)
         balances = dict(zip(self.holders, self._balances(), strict=True))
-        for contract in (self.any.escrow, self.any.channels, self.any.staking):
+        for contract in (self.any.escrow, self.any.channels, self.any.staking, self.any.federated):
             assert balances[contract.address] == 0, f"{contract.contract_name} kept {balances[contract.address]}"
         assert sum(balances.values()) == self.total
 
@@ -518,9 +802,11 @@ def _run_economy(chain: LocalChain, actors: Actors, examples: int, steps: int) -
 def test_economy_conservesTokensAndLeavesNoStuckFunds(chain: LocalChain, actors: Actors) -> None:
     counters = _run_economy(chain, actors, examples=36, steps=50)
     assert counters.steps >= 1_000, counters
+    assert counters.federated >= 250, counters
 
 
 @pytest.mark.slow
 def test_economy_conservesTokensOverLongerRun(chain: LocalChain, actors: Actors) -> None:
     counters = _run_economy(chain, actors, examples=45, steps=90)
     assert counters.steps >= 2_000, counters
+    assert counters.federated >= 500, counters

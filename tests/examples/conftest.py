@@ -56,7 +56,6 @@ async def role_agent(
     common = {
         "rpc_url": chain.rpc_url,
         "manifest": str(manifest),
-        "blob_dir": str(tmp_path / "blobs"),
         "registry_url": registry_url,
         "operators": [operator.address],
     }

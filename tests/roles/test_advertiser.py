@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from agents.base import AgoraAgent
-from agents.capabilities.escrow import TrainingOutcome, TrainingPlan
+from agents.blobs import GrantRefused
+from agents.capabilities.escrow import FundedJob, TrainingOutcome, TrainingPlan
 from agents.roles import advertiser as advertiser_role
 from agents.roles import seller as seller_role
 from agents.roles import validator as validator_role
@@ -14,7 +15,9 @@ from agents.roles.advertiser import DELIVER_TRAINING, FUND_TRAINING, RECLAIM_EXP
 from agents.roles.base import PUBLISH_CARD
 from agents.roles.seller import BUILD_MODELS, BuildModels, ModelOffer
 from agents.roles.user import Refunds
+from agents.state import Repository
 from marketplace.chain import EscrowClient, JobStatus, TokenClient
+from protocols.blobs import BlobRef
 from tests.roles.world import AGT, FLOOR, PRICE, World
 
 pytestmark = pytest.mark.chain
@@ -44,6 +47,7 @@ async def _market(economy: World) -> tuple[AgoraAgent, AgoraAgent, AgoraAgent]:
     for agent in (seller, validator):
         await economy.call(agent, PUBLISH_CARD)
     advertiser = await economy.role(advertiser_role, "advertiser", tokens=FUNDING, seed=11)
+    await economy.call(advertiser, PUBLISH_CARD)  # its data is fetched from its own endpoint
     return seller, validator, advertiser
 
 
@@ -73,6 +77,34 @@ async def test_deliverTraining_gradedDeliverableCompletesAndPaysSeller(economy: 
     assert await token.balance_of(seller.keys.eth_address) - seller_before == funded.price - fee
     assert await token.balance_of(validator.keys.eth_address) == fee
     assert (await economy.call(advertiser, RECLAIM_EXPIRED)).amounts == []
+    # Each party holds what it was granted, in its own folder: the held-out set reached the evaluator only,
+    # the paid-for weights reached the client.
+    record = Repository(advertiser.store, "escrow.client", FundedJob).get(str(funded.escrow_job_id))
+    assert record is not None
+    assert validator.blobs.has(record.heldout_ref)
+    assert not seller.blobs.has(record.heldout_ref)
+    assert seller.blobs.has(record.dataset_ref)
+    assert not validator.blobs.has(record.dataset_ref)
+    assert done.received
+    assert advertiser.blobs.has(done.artifact_hash)
+
+
+async def test_heldout_set_is_refused_to_the_seller_and_served_to_the_evaluator(economy: World) -> None:
+    seller, validator, advertiser = await _market(economy)
+    funded: TrainingOutcome = await economy.call(
+        advertiser, FUND_TRAINING, FundTraining(seller=seller.address, plan=PLAN)
+    )
+    record = Repository(advertiser.store, "escrow.client", FundedJob).get(str(funded.escrow_job_id))
+    assert record is not None
+    assert validator.blobs.has(record.heldout_ref)  # fetched when the evaluator accepted the terms
+    # The seller tries with a grant of its own making, and by replaying the evaluator's: both refused.
+    stolen = advertiser.blobs.grant(record.heldout_ref, validator.address)
+    with pytest.raises(GrantRefused):
+        await seller.blobs.fetch(stolen)
+    forged = BlobRef.parse_obj({**stolen.dict(), "grant": {**stolen.grant.dict(), "peer": seller.address}})
+    with pytest.raises(GrantRefused):
+        await seller.blobs.fetch(forged)
+    assert not seller.blobs.has(record.heldout_ref)
 
 
 async def test_deliverTraining_sellerStoppedAfterFundingBudgetReclaimedAfterDeadline(economy: World) -> None:

@@ -22,7 +22,6 @@ from agents.roles import validator as validator_role
 from agents.settlement import to_bytes32
 from agents.state import Repository
 from agents.testing.doubles import Probe
-from marketplace.blobstore import BlobStore
 from marketplace.chain import EscrowClient, EscrowTerms, JobStatus, StakingClient, TokenClient
 from marketplace.ml import (
     InferenceRunner,
@@ -54,11 +53,10 @@ async def _audited(economy: World, **seller_options: Any) -> tuple[AgoraAgent, P
     return validator, call
 
 
-async def _honest_commitment(call: PaidCall) -> str:
-    """What the listed model (weights from the blob store) really gives for the call's inputs."""
-    settlement = call.buyer.settlement
-    listed = await settlement.models.get(CLASSIFIER.id)
-    model = load_model(settlement.blobs.get(listed.content_hash), listed.content_hash)
+async def _honest_commitment(call: PaidCall, seller: AgoraAgent) -> str:
+    """What the listed model (weights from the seller's store) really gives for the call's inputs."""
+    listed = await call.buyer.settlement.models.get(CLASSIFIER.id)
+    model = load_model(seller.blobs.get(listed.content_hash), listed.content_hash)
     return run_call(InferenceRunner(model), CLASSIFIER.id, call.inputs)[1]
 
 
@@ -100,7 +98,7 @@ async def test_validation_honestCallAttestedValidOnChain(economy: World) -> None
 
 async def test_validation_madeUpOutputsAttestedInvalid(economy: World) -> None:
     validator, call = await _audited(economy, dishonest_rate=1.0)  # the seller attested outputs it made up
-    honest = await _honest_commitment(call)
+    honest = await _honest_commitment(call, call.seller)
     assert honest != call.commitment
 
     verdict = await call.buyer.probe.ask(validator.address, call.audit(), (Attestation,), wait=30)
@@ -119,26 +117,27 @@ async def _requester(economy: World) -> Probe:
     probe = Probe.create(economy.workdir / "requester", name="requester")
     await probe.start()
     economy.started.append(probe)
+    await economy.list_card(probe)  # the validator fetches the data and weights it grants from its endpoint
     return probe
 
 
 async def _submitted_job(
-    economy: World, evaluator: str, client: LocalAccount
+    economy: World, evaluator: str, client: LocalAccount, holder: Probe, reader: AgoraAgent
 ) -> tuple[EvaluationTerms, EvaluationRequest]:
     """An escrow job funded by `client`, graded by `evaluator` by terms committed in its spec hash, whose provider
-    submitted a real deliverable; the terms the client sends the evaluator, and the request to grade."""
+    submitted a real deliverable; the terms the client sends the evaluator, and the request to grade (the held-out
+    set and the weights held by `holder`, granted to `reader`)."""
     provider = economy.chain.accounts[3]
     spec = RecommenderSpec()
     model, heldout = build_model(spec, seed=5), serialize_dataset(make_interactions(spec, 400, seed=9))
     artifact = serialize_model(model)
-    blobs = BlobStore(economy.workdir / "blobs")
-    blobs.put(artifact.data)
-    blobs.put(heldout.data)
+    holder.blobs.put(artifact.data)
+    holder.blobs.put(heldout.data)
     terms = EvaluationTerms(
-        escrow_job_id=0, dataset_ref="training-data", epochs=1, heldout_ref=heldout.content_id, salt="salt",
-        metric="auc", min_score=0,
+        escrow_job_id=0, dataset_ref="training-data", epochs=1, salt="salt", metric="auc", min_score=0,
+        heldout=holder.blobs.grant(heldout.content_id, reader.address),
     )  # fmt: skip
-    committed = heldout_commitment(terms.heldout_ref, terms.salt)
+    committed = heldout_commitment(terms.heldout.blob_id, terms.salt)
     spec_hash = terms_hash(0, terms.dataset_ref, terms.epochs, committed, terms.metric, terms.min_score, evaluator)
     await TokenClient(economy.conn).transfer(client.address, BUDGET)
     as_client = economy.conn.with_account(client)
@@ -150,7 +149,10 @@ async def _submitted_job(
     await escrow.fund(created.job_id, BUDGET)
     await EscrowClient(economy.conn.with_account(provider)).submit(created.job_id, to_bytes32(artifact.artifact_hash))
     terms.escrow_job_id = created.job_id
-    return terms, EvaluationRequest(escrow_job_id=created.job_id, artifact_hash=artifact.artifact_hash)
+    weights = holder.blobs.grant(artifact.artifact_hash, reader.address)
+    return terms, EvaluationRequest(
+        escrow_job_id=created.job_id, artifact_hash=artifact.artifact_hash, artifact=weights
+    )
 
 
 async def _staked_outsider(economy: World) -> str:
@@ -166,7 +168,8 @@ async def _staked_outsider(economy: World) -> str:
 
 async def test_evaluation_jobNamingAnotherEvaluatorRefused(economy: World) -> None:
     validator, probe = await economy.validator(validator_role), await _requester(economy)
-    terms, request = await _submitted_job(economy, await _staked_outsider(economy), economy.chain.accounts[2])
+    outsider = await _staked_outsider(economy)
+    terms, request = await _submitted_job(economy, outsider, economy.chain.accounts[2], probe, validator)
 
     kept = await probe.ask(validator.address, terms, (TermsAccepted,), wait=30)
     answer = await probe.ask(validator.address, request, (EvaluationResult,), wait=30)
@@ -182,7 +185,9 @@ async def test_evaluation_jobNamingAnotherEvaluatorRefused(economy: World) -> No
 
 async def test_evaluation_jobNamingThisValidatorGradedAndSettled(economy: World) -> None:
     validator, probe = await economy.validator(validator_role), await _requester(economy)
-    terms, request = await _submitted_job(economy, validator.keys.eth_address, economy.chain.accounts[2])
+    terms, request = await _submitted_job(
+        economy, validator.keys.eth_address, economy.chain.accounts[2], probe, validator
+    )
     token = TokenClient(economy.conn)
     before = await token.balance_of(validator.keys.eth_address)
 

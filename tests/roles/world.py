@@ -37,6 +37,8 @@ from marketplace.chain import ChainConnection, LocalChain, TokenClient
 from marketplace.chain.deploy import STAKING_CONFIG
 from marketplace.chain.node import free_port, rpc_call
 from marketplace.registry.app import RegistrySettings, create_app
+from marketplace.registry.client import RegistryClient
+from protocols.cards import AgentCard
 from protocols.jobs import InferenceRequest, InferenceResult
 from protocols.negotiation import JobSpec
 from protocols.validation import Attestation, ValidationRequest
@@ -169,7 +171,6 @@ class World:
         common = {
             "rpc_url": self.chain.rpc_url,
             "manifest": str(self.manifest),
-            "blob_dir": str(self.workdir / "blobs"),
             "registry_url": self.registry_url,
             "operators": [self.operator.address],
             "clock_start": CLOCK_START,
@@ -210,6 +211,16 @@ class World:
         await self.call(seller, PUBLISH_CARD)
         return seller
 
+    async def list_card(self, agent: AgoraAgent, role: str = "client") -> None:
+        """Put a bare card for `agent` in the registry, so peers resolve its endpoint (e.g. to fetch its blobs)."""
+        card = AgentCard(address=agent.address, role=role, name=agent.name, endpoints=[agent.endpoint],
+                         offerings=[], owner=agent.keys.eth_address)  # fmt: skip
+        client = RegistryClient(self.registry_url, agent.keys.identity)
+        try:
+            await client.publish(card)
+        finally:
+            await client.close()
+
     async def stake(self, agent: AgoraAgent, amount: int = MIN_STAKE) -> None:
         """Fund and stake `amount` as `agent` (a validator, or a seller posting its bond)."""
         await TokenClient(self.conn).transfer(agent.keys.eth_address, amount)
@@ -246,8 +257,8 @@ class World:
         return Buyer(probe, settlement, negotiation, payer)
 
     def settlement(self, wallet: Wallet) -> Settlement:
-        """Settlement handles signing as `wallet`, on this world's chain, blobs and registry."""
-        settings = SettlementSettings(self.chain.rpc_url, self.manifest, self.workdir / "blobs", self.registry_url)
+        """Settlement handles signing as `wallet`, on this world's chain and registry."""
+        settings = SettlementSettings(self.chain.rpc_url, self.manifest, self.registry_url)
         handles = settings.connect(wallet)
         self.settlements.append(handles)
         return handles

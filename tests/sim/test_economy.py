@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from agents.capabilities.escrow import FundedJob
+from agents.state import Repository
+from agents.store import AgentStore
+from marketplace.sim.economy import run_economy
 from marketplace.sim.report import EconomyReport
 from marketplace.sim.runner import run_demo
+from marketplace.sim.scenario import load_scenario
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.e2e]
 
@@ -112,3 +117,33 @@ def test_demo_validatorsInChildProcesses_sameReport(first_run: tuple[EconomyRepo
     report, _, _ = first_run
     again = run_demo(None, tmp_path, Console(file=io.StringIO()), processes=frozenset({"validator"}))
     assert again.deterministic_view() == report.deterministic_view()
+
+
+def test_demo_keepsEveryAgentsBlobsInItsOwnFolder(tmp_path: Path) -> None:
+    """No shared blob folder: weights stay with the sellers who built them, the advertiser's data with the
+    advertiser, and every blob an agent holds lies under its own data folder (fetched by grant, hash-checked)."""
+    report = run_economy(load_scenario(), tmp_path)
+    assert report.conservation_ok
+    assert not (tmp_path / "blobs").exists()
+    holders: dict[str, set[str]] = {}
+    for blob in tmp_path.rglob("blobs/*"):
+        if blob.is_file():
+            relative = blob.relative_to(tmp_path / "agents")  # raises if a blob lies outside an agent's folder
+            holders.setdefault(blob.name, set()).add(relative.parts[0])
+    assert holders
+    sellers = {name for name in report.balances if name.startswith("seller-")}
+    users = {name for name in report.balances if name.startswith("user-")}
+    assert all(not (names & users) for names in holders.values())  # users buy answers, never weights
+    held_by_sellers = {blob for blob, names in holders.items() if names & sellers}
+    assert held_by_sellers  # every listed model's weights live with a seller
+    for folder in (tmp_path / "agents").glob("advertiser-*"):
+        store = AgentStore(folder / "state.sqlite3")
+        jobs = Repository(store, "escrow.client", FundedJob).values()
+        store.close()
+        assert jobs
+        for job in jobs:  # held-out data reaches the evaluator only; training data the provider only
+            heldout = holders.get(job.heldout_ref.removeprefix("0x"), set())
+            assert heldout - {folder.name}, heldout
+            assert not heldout & sellers, heldout
+            training = holders.get(job.dataset_ref.removeprefix("0x"), set())
+            assert training - {folder.name} <= sellers, training
