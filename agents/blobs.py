@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -304,17 +305,12 @@ class Blobs:
         return peer, offset, path, size
 
     async def _stream(self, request: web.BaseRequest, path: Path, offset: int, size: int) -> web.StreamResponse:
-        response = web.StreamResponse(status=206 if offset else 200)
-        response.content_length = size - offset
+        # aiohttp's FileResponse answers the `bytes=N-` range itself and sends with sendfile(2).
+        response = web.FileResponse(path, chunk_size=self.limits.chunk_bytes)
         response.headers["x-agora-blob-size"] = str(size)
         response.content_type = "application/octet-stream"
-        await response.prepare(request)
         self.served_from_offset.append(offset)
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            while chunk := handle.read(self.limits.chunk_bytes):
-                await response.write(chunk)
-        await response.write_eof()
+        await response.prepare(request)
         return response
 
     # --- fetching -----------------------------------------------------------------------------------
@@ -328,7 +324,7 @@ class Blobs:
         self._check_reference(ref)
         async with self._fetching.setdefault(ref.blob_id, asyncio.Lock()):
             if not self.has(ref.blob_id):
-                await self._download(ref)
+                return await self._download(ref)
         return self.get(ref.blob_id, cap)
 
     def _check_reference(self, ref: BlobRef) -> None:
@@ -344,16 +340,22 @@ class Blobs:
         except SignatureError as err:
             raise GrantRefused(f"the grant is not signed by the blob's owner: {err}") from err
 
-    async def _download(self, ref: BlobRef) -> None:
+    async def _download(self, ref: BlobRef) -> bytes:
+        """Transfer, verify and keep the blob; its bytes (hashed once, while they arrived)."""
         url = await self._blob_url(ref.owner, ref.blob_id)
         partial = self._partial / ref.blob_id.removeprefix("0x")
+        digest = hashlib.sha256()
+        if partial.exists():  # an earlier transfer stopped part-way: resume after what it kept
+            with partial.open("rb") as handle:
+                while chunk := handle.read(self.limits.chunk_bytes):
+                    digest.update(chunk)
         failure: Exception | None = None
         for _ in range(self.limits.fetch_attempts):
             held = partial.stat().st_size if partial.exists() else 0
             if held >= ref.size:
                 break
             try:
-                await self._receive(url, ref, partial, held)
+                await self._receive(url, ref, partial, held, digest)
             except TransferBusy as err:
                 failure = err
                 await asyncio.sleep(0.2)
@@ -364,15 +366,13 @@ class Blobs:
             if isinstance(failure, BlobRefused):
                 raise failure
             raise BlobRefused(f"transfer of {ref.blob_id} stopped at {held} of {ref.size} bytes: {failure}")
-        digest = hashlib.sha256()
-        with partial.open("rb") as handle:
-            while chunk := handle.read(self.limits.chunk_bytes):
-                digest.update(chunk)
         if "0x" + digest.hexdigest() != ref.blob_id:
             partial.unlink(missing_ok=True)
             raise BlobHashMismatch(f"the bytes {ref.owner[:16]}… sent do not hash to {ref.blob_id}")
+        data = partial.read_bytes()
         os.replace(partial, self._local.path(ref.blob_id))
         self._evict(keep=ref.blob_id)
+        return data
 
     async def _blob_url(self, owner: str, blob_id: str) -> str:
         _, endpoints = await self._resolver.resolve(owner)
@@ -386,8 +386,9 @@ class Blobs:
                 return endpoint.removesuffix("/submit") + "/blobs/" + blob_id
         raise UnknownOwner(f"no endpoint is known for blob owner {owner[:16]}… (is its card in the registry?)")
 
-    async def _receive(self, url: str, ref: BlobRef, partial: Path, offset: int) -> None:
-        """One connection: append the owner's bytes from `offset` to the partial file, never beyond `ref.size`."""
+    async def _receive(self, url: str, ref: BlobRef, partial: Path, offset: int, hasher: Any) -> None:
+        """One connection: append the owner's bytes from `offset` to the partial file (and to `hasher`), never
+        beyond `ref.size`."""
         expires = int(self._now()) + self.limits.request_ttl
         nonce = secrets.token_hex(16)
         digest = fetch_digest(ref.owner, ref.blob_id, ref.grant.grant_id, offset, expires, nonce)
@@ -406,13 +407,18 @@ class Blobs:
             if (response.status == 206) != bool(offset):
                 raise BlobRefused("the owner ignored the requested offset")
             with partial.open("ab") as handle:
+                sink = _Sink(handle, hasher)
                 received = offset
-                async for chunk in response.content.iter_chunked(self.limits.chunk_bytes):
-                    received += len(chunk)
-                    if received > ref.size:
-                        handle.truncate(0)  # nothing of an over-long transfer is kept
-                        raise BlobTooLarge(f"the owner sent more than the {ref.size} bytes it announced")
-                    handle.write(chunk)
+                try:
+                    async for chunk in response.content.iter_any():
+                        received += len(chunk)
+                        if received > ref.size:
+                            await sink.drain()
+                            handle.truncate(0)  # nothing of an over-long transfer is kept
+                            raise BlobTooLarge(f"the owner sent more than the {ref.size} bytes it announced")
+                        await sink.add(chunk)
+                finally:
+                    await sink.drain()  # what arrived before a drop is kept (and hashed) for the resume
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -424,6 +430,42 @@ class Blobs:
         """Close the fetch session."""
         if self._session is not None:
             await self._session.close()
+
+
+class _Sink:
+    """Writes and hashes arriving bytes in a worker thread, one batch while the next arrives (hashlib and file
+    writes release the GIL), so verifying a transfer costs little more than receiving it."""
+
+    BATCH = 1024 * 1024
+
+    def __init__(self, handle: Any, hasher: Any) -> None:
+        self._handle = handle
+        self._hasher = hasher
+        self._batch: list[bytes] = []
+        self._size = 0
+        self._pending: asyncio.Future[None] | None = None
+
+    async def add(self, chunk: bytes) -> None:
+        self._batch.append(chunk)
+        self._size += len(chunk)
+        if self._size >= self.BATCH:
+            await self._flush()
+
+    async def drain(self) -> None:
+        await self._flush()
+        if self._pending is not None:
+            await self._pending
+            self._pending = None
+
+    async def _flush(self) -> None:
+        if self._pending is not None:
+            await self._pending  # one batch in flight at a time: order is kept
+        data, self._batch, self._size = b"".join(self._batch), [], 0
+        self._pending = asyncio.get_running_loop().run_in_executor(None, self._consume, data) if data else None
+
+    def _consume(self, data: bytes) -> None:
+        self._handle.write(data)
+        self._hasher.update(data)
 
 
 def _range_start(header: str | None) -> int:

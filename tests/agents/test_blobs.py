@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -50,10 +51,9 @@ async def test_grant_for_one_peer_is_refused_to_another(make_agent: Make) -> Non
     with pytest.raises(GrantRefused, match="not signed by the blob's owner"):
         await other.blobs.fetch(forged)
     # Even with the check skipped, the owner refuses: the fetch is signed by `other`, the grant names `reader`.
+    url = await other.blobs._blob_url(owner.address, ref.blob_id)
     with pytest.raises(GrantRefused, match="another reader"):
-        await other.blobs._receive(
-            await other.blobs._blob_url(owner.address, ref.blob_id), ref, other.blobs.root / "x", 0
-        )
+        await other.blobs._receive(url, ref, other.blobs.root / "x", 0, hashlib.sha256())
     assert not other.blobs.has(ref.blob_id)
 
 
