@@ -306,7 +306,7 @@ class Blobs:
 
     async def _stream(self, request: web.BaseRequest, path: Path, offset: int, size: int) -> web.StreamResponse:
         # aiohttp's FileResponse answers the `bytes=N-` range itself and sends with sendfile(2).
-        response = web.FileResponse(path, chunk_size=self.limits.chunk_bytes)
+        response = _BlobFile(path, chunk_size=self.limits.chunk_bytes)
         response.headers["x-agora-blob-size"] = str(size)
         response.content_type = "application/octet-stream"
         self.served_from_offset.append(offset)
@@ -430,6 +430,16 @@ class Blobs:
         """Close the fetch session."""
         if self._session is not None:
             await self._session.close()
+
+
+class _BlobFile(web.FileResponse):
+    """A FileResponse prepared by the handler itself (so the transfer counts against the reader's cap while it
+    runs) that the server's second `prepare` leaves alone."""
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
 
 
 class _Sink:

@@ -19,6 +19,7 @@ from marketplace.chain import (
     ChannelsClient,
     Deployment,
     EscrowClient,
+    FederatedRewardsClient,
     ModelRegistryClient,
     StakingClient,
     TokenClient,
@@ -78,6 +79,11 @@ class Settlement:
         return EscrowClient(self.conn)
 
     @cached_property
+    def federated(self) -> FederatedRewardsClient:
+        """FederatedRewards as this agent."""
+        return FederatedRewardsClient(self.conn)
+
+    @cached_property
     def model_registry(self) -> ModelRegistryClient:
         """ModelRegistry as this agent."""
         return ModelRegistryClient(self.conn)
@@ -110,6 +116,16 @@ class Settlement:
         ranked = await self.staking.select_validators(seed, len(stakers)) if stakers else []
         skip = {account.lower() for account in exclude}
         return [by_owner[a.lower()] for a in ranked if a.lower() in by_owner and a.lower() not in skip]
+
+    async def registered(self, role: str) -> list[str]:
+        """Addresses of every agent whose registry card has `role`, paging through all of them."""
+        found: list[str] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.require_registry().search(role=role, limit=100, offset=offset)
+            found += [entry.card.address for entry in page.results]
+            offset = page.next_offset
+        return found
 
     async def agents_of(self, accounts: set[str], role: str | None = None) -> dict[str, list[str]]:
         """Settlement account (lower-case) → agent addresses whose registry cards name it, paging through all.

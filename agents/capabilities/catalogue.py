@@ -54,11 +54,14 @@ class ModelCatalogue(Capability):
         prices: tuple[int, int],
         parent: str | None = None,
         royalty_bps: int = 0,
+        contributors: tuple[tuple[str, int], ...] = (),
     ) -> CatalogueEntry:
-        """Store the weights, register the model (and its parent) in ModelRegistry, and serve it."""
+        """Store the weights, register the model (its parent and contributor shares) in ModelRegistry, and serve it."""
         artifact = serialize_model(model)
         self.agent.blobs.put(artifact.data, pin="catalogue")
-        entry = await self.register(model_id, model.spec.kind, artifact.artifact_hash, prices, parent, royalty_bps)
+        entry = await self.register(
+            model_id, model.spec.kind, artifact.artifact_hash, prices, parent, royalty_bps, contributors
+        )
         self._runners[model_id] = InferenceRunner(model)
         return entry
 
@@ -70,11 +73,15 @@ class ModelCatalogue(Capability):
         prices: tuple[int, int],
         parent: str | None = None,
         royalty_bps: int = 0,
+        contributors: tuple[tuple[str, int], ...] = (),
     ) -> CatalogueEntry:
-        """Register a model in ModelRegistry (with its parent) and list it here, without weights (e.g. a resold one)."""
-        lineage = Lineage()
+        """Register a model in ModelRegistry (with its parent and contributors) and list it here, without weights
+        (e.g. a resold one)."""
+        lineage = Lineage(contributors=contributors)
         if parent is not None:
-            lineage = Lineage(parents=(((await self.settlement.models.get(parent)).chain_id, royalty_bps),))
+            own = self.entries.get(parent)  # a parent served here is this seller's, whoever else used the id
+            listed = own.chain_id if own is not None else (await self.settlement.models.get(parent)).chain_id
+            lineage = Lineage(parents=((listed, royalty_bps),), contributors=contributors)
         terms = ModelListing(
             content_hash=to_bytes32(content_hash),
             uri=model_uri(kind, model_id),

@@ -16,6 +16,7 @@ from agents.capabilities.artifacts import ArtifactFetcher, ArtifactSharing
 from agents.capabilities.catalogue import TrainingTerms
 from agents.capabilities.control import Command, Empty
 from agents.capabilities.escrow import EscrowProvider
+from agents.capabilities.federated.sponsor import FederatedSponsor, SponsoredJob, Sponsorship
 from agents.capabilities.inference import Attester, InferenceProvider
 from agents.capabilities.kit import compose
 from agents.capabilities.validation import DisputeVoter, Recomputer
@@ -68,7 +69,23 @@ class BuildModels(BaseModel):
     world_seed: int
 
 
+class Sponsor(BaseModel):
+    """Start a federated job on a fresh model, priced per call like the seller's other models."""
+
+    sponsorship: Sponsorship
+    price_per_call: int
+    reserve_price: int
+
+
+class FederatedRefunds(BaseModel):
+    """What the sponsor took back from federated jobs past their claim window (base units)."""
+
+    amounts: list[int]
+
+
 BUILD_MODELS = Command("build_models", BuildModels, Empty)
+SPONSOR_FEDERATED = Command("sponsor_federated", Sponsor, SponsoredJob)
+REFUND_FEDERATED = Command("refund_federated", Empty, FederatedRefunds)
 
 
 def _seed(*parts: object) -> int:
@@ -89,9 +106,8 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
     provider = InferenceProvider(agent, catalogue, payee, opts.dishonest_rate, opts.seed)
     attester = Attester(agent, settlement, provider)
     training = EscrowProvider(agent, settlement, catalogue, opts.seed)
-    voter = DisputeVoter(
-        agent, settlement, Recomputer(agent, settlement)
-    )  # a staked seller may be drawn to a committee
+    voter = DisputeVoter(agent, settlement, Recomputer(agent, settlement))  # a staked seller may sit on a committee
+    sponsor = FederatedSponsor(agent, settlement, catalogue)
     sharing = ArtifactSharing(agent, settlement, catalogue)
     artifacts = ArtifactFetcher(agent, settlement)
 
@@ -111,7 +127,15 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
             await catalogue.publish(offer.id, model, prices, parent=offer.parent, royalty_bps=offer.royalty_bps)
         return Empty()
 
+    async def sponsor_federated(args: Sponsor) -> SponsoredJob:
+        return await sponsor.sponsor(args.sponsorship, (args.price_per_call, args.reserve_price))
+
+    async def refund_federated(_: Empty) -> FederatedRefunds:
+        return FederatedRefunds(amounts=[r.amount for r in await sponsor.refund()])
+
     parts.control.handle(BUILD_MODELS, build_models)
+    parts.control.handle(SPONSOR_FEDERATED, sponsor_federated)
+    parts.control.handle(REFUND_FEDERATED, refund_federated)
     return compose(
-        agent, parts.control, catalogue, sale.negotiation, payee, provider, attester, training, voter, sharing
+        agent, parts.control, catalogue, sale.negotiation, payee, provider, attester, training, voter, sharing, sponsor
     )

@@ -1,8 +1,9 @@
-"""The validator: re-executes audited calls, disputes wrong attestations, votes, and grades training jobs.
+"""The validator: re-executes audited calls, disputes wrong attestations, votes, grades training jobs and
+aggregates federated jobs.
 
-It is paid evaluator fees by JobEscrow and rewarded from slashed stake when it wins a dispute; it is
-slashed itself if the dispute goes against what it attested. Composition: re-executor + dispute voter +
-evaluator + control.
+It is paid evaluator fees by JobEscrow and rewarded from slashed stake when it wins a dispute; it is slashed
+itself if the dispute goes against what it attested. Composition: re-executor + dispute voter + evaluator +
+federated aggregator + control.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from agents.base import AgentDeps, AgoraAgent
 from agents.capabilities.control import Command, Empty
+from agents.capabilities.federated.aggregator import FederatedAggregator, JobReport
 from agents.capabilities.kit import compose
 from agents.capabilities.validation import DisputeVoter, Evaluator, Recomputer, ReExecutor
 from agents.roles.base import RoleOptions, role_parts
@@ -49,7 +51,14 @@ class Resolutions(BaseModel):
     resolved: list[Resolution]
 
 
+class JobId(BaseModel):
+    """A FederatedRewards job id."""
+
+    job_id: int
+
+
 RESOLVE_DISPUTES = Command("resolve_disputes", Empty, Resolutions)
+RUN_FEDERATED = Command("run_federated", JobId, JobReport)
 
 
 def _resolution(resolved: DisputeResolved, committee: Committee) -> Resolution:
@@ -75,10 +84,15 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
     reexecutor = ReExecutor(agent, settlement, recomputer, voters=int(options.get("voters", 2)))
     voter = DisputeVoter(agent, settlement, recomputer)
     evaluator = Evaluator(agent, settlement)
+    aggregator = FederatedAggregator(agent, settlement, neighbours=options.get("neighbours"))
 
     async def resolve(_: Empty) -> Resolutions:
         done = await reexecutor.resolve_disputes()
         return Resolutions(resolved=[_resolution(r, committee) for r, committee in done])
 
+    async def run_federated(args: JobId) -> JobReport:
+        return await aggregator.run(args.job_id)
+
     parts.control.handle(RESOLVE_DISPUTES, resolve)
-    return compose(agent, parts.control, reexecutor, voter, evaluator)
+    parts.control.handle(RUN_FEDERATED, run_federated)
+    return compose(agent, parts.control, reexecutor, voter, evaluator, aggregator)

@@ -1,0 +1,182 @@
+"""The federated-learning market: a sponsor escrows rewards for training a fresh recommender on users' own
+shopping histories; an aggregator (a staked validator) runs DP-SGD rounds under secure aggregation; users are
+paid per round through FederatedRewards and share the new versions' royalties.
+
+Scenario section `markets.federated`; phases: federated (trade: sponsor, then every round), rewards (settle:
+users claim), federated refunds (after deadlines: the sponsor takes back what nobody earned or claimed).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.capabilities.control import Empty
+from agents.capabilities.federated.client import ClientOptions
+from agents.capabilities.federated.sponsor import Sponsorship
+from agents.markets.plugin import EconomyContext, Market, Participant, Phase, Refund
+from agents.roles import seller, user, validator
+from agents.roles.seller import Sponsor
+from agents.roles.validator import JobId
+from marketplace.chain.deploy import STAKING_CONFIG
+from protocols.federated import FederatedPlan
+
+AGT = 10**18
+
+
+class FederatedSection(BaseModel):
+    """The federated market of a scenario (amounts in AGT base units)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sponsor: str = "seller-a"
+    """The model seller that funds the job and registers its versions (a seller of another market, or a new one)."""
+    model_id: str = "rec-fl"
+    users: int = Field(default=10, ge=2, le=1_000)
+    """Users user-01 … take part (the same agents as the inference market's users, when both run)."""
+    rounds: int = Field(default=3, ge=1, le=100)
+    clients_per_round: int = Field(default=10, ge=2, le=1_000)
+    min_participants: int = Field(default=3, ge=2)
+    neighbours: int | None = Field(default=None, ge=2)
+    """Secure-aggregation neighbour degree (SecAgg+, even); None: every participant is every other's neighbour."""
+    noise_multiplier: float = Field(default=0.8, ge=0.3, le=10.0)
+    clip_norm: float = Field(default=1.0, gt=0.0)
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    local_steps: int = Field(default=8, ge=1, le=1_000)
+    batch_size: int = Field(default=64, ge=1, le=4_096)
+    lr: float = Field(default=1.0, gt=0.0, le=10.0)
+    update_clip: float = Field(default=2.0, gt=0.0)
+    events_per_user: int = Field(default=128, ge=16, le=100_000)
+    epsilon_budget: float = Field(default=60.0, gt=0.0)
+    """Each user's total privacy budget; a user refuses rounds beyond it."""
+    reward_per_round: int = Field(default=5 * AGT, gt=0)
+    max_samples: int = Field(default=128, ge=1)
+    price_per_call: int = Field(default=15 * 10**15, gt=0)
+    ttl: int = Field(default=3_600, ge=60)
+    claim_window: int = Field(default=86_400, ge=86_400)
+    drop: dict[str, list[int]] = {}
+    """Users that leave given rounds after sharing their keys (dropouts the rounds must survive)."""
+
+    def plan(self) -> FederatedPlan:
+        """The plan the sponsor commits to (its model hash is filled in when version 0 exists)."""
+        return FederatedPlan(
+            model_id=self.model_id, model_hash="", rounds=self.rounds, clients_per_round=self.clients_per_round,
+            min_participants=self.min_participants, clip_norm=self.clip_norm, noise_multiplier=self.noise_multiplier,
+            delta=self.delta, local_steps=self.local_steps, batch_size=self.batch_size, lr=self.lr,
+            update_clip=self.update_clip, reward_per_round=self.reward_per_round, max_samples=self.max_samples,
+        )  # fmt: skip
+
+
+def user_name(i: int) -> str:
+    """The name of the i-th user (0-based), shared with the inference market."""
+    return f"user-{i + 1:02d}"
+
+
+class FederatedMarket(Market):
+    """Federated learning with paid, private contributions (see module docstring)."""
+
+    name: ClassVar[str] = "federated"
+    section: ClassVar[type[BaseModel]] = FederatedSection
+
+    def participants(self, section: FederatedSection, seed: int) -> list[Participant]:
+        """The sponsor (funded with the reward budget), the users, and one staked aggregator."""
+        stake = STAKING_CONFIG.min_stake
+        found = [
+            Participant(
+                name=section.sponsor, role=seller.ROLE, factory="agents.roles.seller:build",
+                funding=section.rounds * section.reward_per_round,
+            ),
+            Participant(
+                name="aggregator-1", role=validator.ROLE, factory="agents.roles.validator:build", funding=stake,
+                stake=stake, options={"neighbours": section.neighbours},
+            ),
+        ]  # fmt: skip
+        for i in range(section.users):
+            options = ClientOptions(
+                enabled=True,
+                shopper_id=i, events=section.events_per_user, epsilon_budget=section.epsilon_budget,
+                world_seed=seed, drop_rounds=section.drop.get(user_name(i), []),
+            )  # fmt: skip
+            found.append(
+                Participant(
+                    name=user_name(i),
+                    role=user.ROLE,
+                    factory="agents.roles.user:build",
+                    options={"federated": options.model_dump(), "seed": seed},
+                )
+            )
+        return found
+
+    def phases(self, section: FederatedSection) -> list[Phase]:
+        """federated (trade) → rewards (settle) → federated refunds (after deadlines)."""
+
+        async def federated(ctx: EconomyContext) -> None:
+            request = Sponsor(
+                sponsorship=Sponsorship(plan=section.plan().dict(), ttl=section.ttl, claim_window=section.claim_window,
+                                        seed=ctx.seed, population=section.users, world_seed=ctx.seed),
+                price_per_call=section.price_per_call, reserve_price=section.price_per_call // 2,
+            )  # fmt: skip
+            job = await ctx.call(section.sponsor, seller.SPONSOR_FEDERATED, request, wait=300)
+            names = {ctx.address(n): n for n in ctx.names(validator.ROLE)}
+            aggregator = names[job.aggregator]
+            report = await ctx.call(aggregator, validator.RUN_FEDERATED, JobId(job_id=job.job_id), wait=1_800)
+            owners = ctx.owner_names()
+            agents = {ctx.address(n): n for n in ctx.names(user.ROLE)}
+            epsilon = {}
+            for name in ctx.names(user.ROLE):
+                if ctx.alive(name):
+                    epsilon[name] = (await ctx.call(name, user.PRIVACY_SPENT, Empty())).epsilon
+            ctx.ledger.sections[self.name] = {
+                "job": job.job_id,
+                "sponsor": section.sponsor,
+                "aggregator": aggregator,
+                "base_model": job.model_id,
+                "initial_metric": report.initial_metric,
+                "joined": len(report.joined),
+                "refused": {agents.get(a, a): why for a, why in report.refused.items()},
+                "rounds": [
+                    {**r.model_dump(), "rewards": {owners.get(a.lower(), a): v for a, v in r.rewards.items()}}
+                    for r in report.rounds
+                ],
+                "epsilon": epsilon,
+                "claimed": {},
+            }
+
+        async def rewards(ctx: EconomyContext) -> None:
+            claimed = ctx.ledger.sections.setdefault(self.name, {}).setdefault("claimed", {})
+            for name in ctx.names(user.ROLE):
+                if not ctx.alive(name):
+                    continue
+                amounts = (await ctx.call(name, user.CLAIM_REWARDS, Empty())).amounts
+                if amounts:
+                    claimed[name] = sum(amounts)
+                    ctx.ledger.flows["sponsor→users (federated rewards)"] += sum(amounts)
+
+        async def refunds(ctx: EconomyContext) -> None:
+            if not ctx.alive(section.sponsor):
+                return
+            for amount in (await ctx.call(section.sponsor, seller.REFUND_FEDERATED, Empty())).amounts:
+                ctx.ledger.refunds.append(
+                    Refund(
+                        kind="federated", payer=section.sponsor, amount=amount, reason="rewards not earned or claimed"
+                    )
+                )
+
+        return [
+            Phase("federated", "trade", federated),
+            Phase("rewards", "settle", rewards),
+            Phase("federated refunds", "after-deadlines", refunds),
+        ]
+
+    def settle_window(self, section: FederatedSection) -> int:
+        """Rounds close at the deadline and claims at the end of the claim window."""
+        return section.ttl + section.claim_window
+
+    def labels(self) -> dict[str, str]:
+        """Progress-bar labels."""
+        return {"federated": "federated training rounds"}
+
+
+MARKET = FederatedMarket()
+"""The instance registered under the `agora.markets` entry point `federated`."""
