@@ -8,7 +8,8 @@ users claim), federated refunds (after deadlines: the sponsor takes back what no
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,10 +118,12 @@ class FederatedMarket(Market):
                                         seed=ctx.seed, population=section.users, world_seed=ctx.seed),
                 price_per_call=section.price_per_call, reserve_price=section.price_per_call // 2,
             )  # fmt: skip
+            ctx.progress("federated", 0, section.rounds)
             job = await ctx.call(section.sponsor, seller.SPONSOR_FEDERATED, request, wait=300)
             names = {ctx.address(n): n for n in ctx.names(validator.ROLE)}
             aggregator = names[job.aggregator]
             report = await ctx.call(aggregator, validator.RUN_FEDERATED, JobId(job_id=job.job_id), wait=1_800)
+            ctx.progress("federated", section.rounds, section.rounds)
             owners = ctx.owner_names()
             agents = {ctx.address(n): n for n in ctx.names(user.ROLE)}
             epsilon = {}
@@ -176,6 +179,52 @@ class FederatedMarket(Market):
     def labels(self) -> dict[str, str]:
         """Progress-bar labels."""
         return {"federated": "federated training rounds"}
+
+    def plot(self, data: dict[str, Any], out_dir: Path) -> list[Path]:
+        """The global model's held-out AUC per round; ε spent and rewards claimed per user."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rounds = data.get("rounds", [])
+        fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 4))
+        xs = [0] + [r["round"] for r in rounds if r["completed"]]
+        ys = [data.get("initial_metric", 0.0)] + [r["metric"] for r in rounds if r["completed"]]
+        left.plot(xs, ys, marker="o", color="#3b7dd8")
+        for r in rounds:
+            if not r["completed"]:
+                left.axvline(r["round"], color="#b42318", linestyle="--", linewidth=1)
+        left.set_xlabel("round (0: version 0; dashed: aborted)")
+        left.set_ylabel("held-out AUC")
+        left.set_title("Global model per round")
+        epsilon = data.get("epsilon", {})
+        names = sorted(epsilon)
+        middle.bar(names, [epsilon[n] for n in names], color="#6a4fb3")
+        middle.set_title("Privacy spent per user (ε)")
+        middle.tick_params(axis="x", rotation=70)
+        claimed = data.get("claimed", {})
+        right.bar(names, [claimed.get(n, 0) / AGT for n in names], color="#2f9e6a")
+        right.set_title("Federated rewards claimed (AGT)")
+        right.tick_params(axis="x", rotation=70)
+        fig.tight_layout()
+        path = out_dir / "federated.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return [path]
+
+    def summary(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """Rounds completed, the model's AUC from version 0 to the last, the most ε any user spent."""
+        rounds = data.get("rounds", [])
+        done = [r for r in rounds if r["completed"]]
+        auc = f"{data.get('initial_metric', 0.0):.3f} → {done[-1]['metric']:.3f}" if done else "no round completed"
+        dropped = sum(r["dropped"] for r in rounds)
+        return [
+            ("federated rounds (completed / aborted)", f"{len(done)} / {len(rounds) - len(done)}"),
+            ("federated held-out AUC", auc),
+            ("federated dropouts survived", str(dropped)),
+            ("most ε spent by a user", f"{max(data.get('epsilon', {}).values(), default=0.0):.2f}"),
+        ]
 
 
 MARKET = FederatedMarket()

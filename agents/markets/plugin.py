@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -158,3 +159,11 @@ class Market(ABC):
     def labels(self) -> dict[str, str]:
         """Progress-bar labels by phase name."""
         return {}
+
+    def plot(self, data: dict[str, Any], out_dir: Path) -> list[Path]:
+        """Figures of this market's report section (`data`, as its phases recorded it), written into out_dir."""
+        return []
+
+    def summary(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """(measure, value) rows of this market's report section for the terminal summary."""
+        return []

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-from agents.markets.plugin import Refund, ValidationTally
+from agents.markets.plugin import Market, Refund, ValidationTally
+from marketplace.sim.markets import installed_markets
 
 AGT = 10**18
 
@@ -85,6 +86,9 @@ def write_report(report: EconomyReport, out_dir: Path) -> dict[str, Path]:
     paths = {"json": out_dir / "report.json"}
     paths["json"].write_text(json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=True))
     paths.update(_write_plots(report, out_dir))
+    for name, market in _markets(report).items():
+        for i, path in enumerate(market.plot(report.markets[name], out_dir)):
+            paths[f"{name}_{i}_png"] = path
     paths["html"] = out_dir / "report.html"
     paths["html"].write_text(_render_html(report, {k: v.name for k, v in paths.items() if v.suffix == ".png"}))
     return paths
@@ -197,6 +201,11 @@ validator attestations: {report.validations.attestations}.</p>
 """
 
 
+def _markets(report: EconomyReport) -> dict[str, Market]:
+    """The installed markets that recorded a section in this report."""
+    return {name: market for name, market in installed_markets().items() if name in report.markets}
+
+
 def print_summary(report: EconomyReport, console: Console, report_dir: Path | None = None) -> None:
     """A short terminal summary of a run."""
     table = Table(title=f"agora economy — {report.scenario} (seed {report.seed})")
@@ -213,6 +222,9 @@ def print_summary(report: EconomyReport, console: Console, report_dir: Path | No
         f"{report.validations.attestations} / {report.validations.disputed} / {report.validations.slashed}",
     )
     table.add_row("refunds", str(len(report.refunds)))
+    for name, market in _markets(report).items():
+        for measure, value in market.summary(report.markets[name]):
+            table.add_row(measure, value)
     table.add_row("token supply unchanged", str(report.token_supply_before == report.token_supply_after))
     table.add_row("conservation_ok", str(report.conservation_ok))
     if "wall_seconds" in report.timing:

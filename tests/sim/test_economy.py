@@ -147,3 +147,15 @@ def test_demo_keepsEveryAgentsBlobsInItsOwnFolder(tmp_path: Path) -> None:
             assert not heldout & sellers, heldout
             training = holders.get(job.dataset_ref.removeprefix("0x"), set())
             assert training - {folder.name} <= sellers, training
+
+
+def test_demo_federatedRoundsImproveTheModelAndSurviveADropout(first_run: tuple[EconomyReport, Path, str]) -> None:
+    report, _, _ = first_run
+    federated = report.markets["federated"]
+    rounds = federated["rounds"]
+    assert all(r["completed"] for r in rounds)
+    assert rounds[-1]["metric"] > federated["initial_metric"] + 0.02  # held-out AUC of the global model
+    assert rounds[-1]["metric"] > rounds[0]["metric"]
+    assert [r["dropped"] for r in rounds] == [0, 1, 0]  # user-05 left round 2 after sharing its keys
+    assert all(0 < eps <= 60 for name, eps in federated["epsilon"].items() if name in federated["claimed"])
+    assert sum(federated["claimed"].values()) == sum(sum(r["rewards"].values()) for r in rounds)

@@ -98,7 +98,8 @@ class FederatedSponsor(Capability):
         """List version 0, escrow the rewards, choose the aggregator and hand it the job."""
         spec = RecommenderSpec()
         base = f"{request.plan['model_id']}-v0"
-        entry = await self.catalogue.publish(base, build_model(spec, seed=request.seed), prices)
+        model_seed = int.from_bytes(keccak(text=f"{request.seed}:{base}")[:4], "big")  # distinct weights per job
+        entry = await self.catalogue.publish(base, build_model(spec, seed=model_seed), prices)
         plan = FederatedPlan.parse_obj({**request.plan, "model_hash": entry.content_hash})
         shoppers = range(min(request.population, spec.num_users))
         events = heldout_events(spec, shoppers, request.heldout_events, request.seed, request.world_seed)
