@@ -39,7 +39,7 @@ err_console = Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-USER_ERRORS = (MissingToolError, NodeError, DeployError, FileNotFoundError, ValueError)
+USER_ERRORS = (MissingToolError, NodeError, DeployError, FileNotFoundError, FileExistsError, ValueError)
 
 
 def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -160,7 +160,7 @@ def chain_down() -> None:
 @friendly_errors
 def demo(
     scenario: Annotated[
-        Path | None, typer.Argument(help="Scenario YAML (default: the embedded 25-agent economy).")
+        Path | None, typer.Argument(help="Scenario YAML or embedded scenario name (default: the 26-agent economy).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Where to write report.json, report.html and the plots.")] = Path(
         "reports/demo"
@@ -169,11 +169,44 @@ def demo(
         list[str] | None,
         typer.Option("--processes", help="Run this role's agents in child processes over HTTP (repeatable)."),
     ] = None,
+    list_scenarios: Annotated[
+        bool, typer.Option("--list", help="List the embedded scenarios (run one by name) and exit.")
+    ] = False,
 ) -> None:
-    """Run an economy scenario on a fresh local chain with the registry and every agent, then write the report."""
+    """Run an economy scenario (a YAML file or an embedded scenario's name) on a fresh local chain with the
+    registry and every agent, then write the report."""
+    if list_scenarios:
+        from marketplace.sim.scenario import embedded_scenarios
+
+        for name, description in embedded_scenarios().items():
+            console.print(f"{name:<12} {description}", highlight=False)
+        return
     from marketplace.sim.runner import run_demo
 
     run_demo(scenario, out, console, frozenset(processes or ()))
+
+
+scenario_app = typer.Typer(help="Scenario files for `agora demo`.")
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("new")
+@friendly_errors
+def scenario_new(
+    file: Annotated[Path, typer.Argument(help="Where to write the template (refused if it exists).")],
+    base: Annotated[str, typer.Option(help="Embedded scenario to start from (see `agora demo --list`).")] = "default",
+) -> None:
+    """Write a commented scenario template to edit; run it with `agora demo FILE`."""
+    from marketplace.sim.scenario import scenario_text
+
+    if file.exists():
+        raise FileExistsError(f"{file} exists; choose another name or remove it")
+    header = (
+        "# Every field has a default: delete what you do not change. A top-level `users: N` sets every\n"
+        "# market's user count. Amounts are AGT base units (1 AGT = 10^18).\n"
+    )
+    file.write_text(header + scenario_text(base))
+    console.print(f"wrote {file}; run it with: agora demo {file}")
 
 
 if __name__ == "__main__":

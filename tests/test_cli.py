@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from marketplace import cli
 from marketplace.chain.node import DEFAULT_CHAIN_PORT, free_port, preferred_chain_port
+from marketplace.sim.scenario import load_scenario
 
 AGORA = [sys.executable, "-m", "marketplace.cli"]
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
@@ -163,3 +165,17 @@ def test_agoraVersion_notInstalled_fallsBackToPyproject(monkeypatch: pytest.Monk
     assert cli.agora_version() == tomllib.loads(PYPROJECT.read_text())["project"]["version"]
     monkeypatch.setattr(cli, "project_root", lambda: PYPROJECT.parent / "nowhere")
     assert cli.agora_version() == "unknown"
+
+
+def test_demoList_andScenarioNew_writeARunnableTemplate(tmp_path: Path) -> None:
+    listed = run(["demo", "--list"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^default\s+The default economy", listed.stdout, re.M)
+    target = tmp_path / "mine.yaml"
+    made = run(["scenario", "new", str(target)], tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert load_scenario(target).name == "default"
+    again = run(["scenario", "new", str(target)], tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.strip().startswith("error:")
+    assert "exists" in again.stderr

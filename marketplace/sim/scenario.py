@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from agents.markets.plugin import Market, Participant
 from marketplace.sim.markets import load_markets
@@ -86,13 +86,91 @@ class Scenario(_Strict):
         return len(self.participants())
 
 
+EMBEDDED = "marketplace.sim.scenarios"
+"""The package holding the scenarios `agora demo NAME` runs (`agora demo --list`)."""
+
+
+class ScenarioError(ValueError):
+    """A scenario file with problems: one line per problem, with its YAML path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"{source}: {count}\n  " + "\n  ".join(problems))
+
+
+def embedded_scenarios() -> dict[str, str]:
+    """Name → one-line description (the file's first comment) of every embedded scenario."""
+    found = {}
+    for entry in sorted(resources.files(EMBEDDED).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            first = entry.read_text().splitlines()[0] if entry.read_text() else ""
+            found[entry.name.removesuffix(".yaml")] = first.lstrip("# ").strip()
+    return found
+
+
+def scenario_text(name: str = "default") -> str:
+    """The YAML of an embedded scenario."""
+    if name not in embedded_scenarios():
+        raise ScenarioError(name, [f"no embedded scenario {name!r} (known: {', '.join(embedded_scenarios())})"])
+    return resources.files(EMBEDDED).joinpath(f"{name}.yaml").read_text()
+
+
 def load_scenario(path: Path | None = None) -> Scenario:
-    """Read a scenario YAML file; without a path, the embedded default scenario."""
-    if path is None:
-        text = resources.files("marketplace.sim.scenarios").joinpath("default.yaml").read_text()
-    else:
-        text = path.read_text()
-    data = yaml.safe_load(text)
+    """Read a scenario: a YAML file, the name of an embedded scenario, or (None) the embedded default."""
+    if path is None or (not path.exists() and path.suffix == "" and path.name in embedded_scenarios()):
+        name = "default" if path is None else path.name
+        return parse_scenario(yaml.safe_load(scenario_text(name)), f"scenario {name!r}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(str(path), [f"not valid YAML: {str(exc).splitlines()[0]}"]) from exc
+    return parse_scenario(data if data is not None else {}, str(path), default_name=path.stem)
+
+
+def parse_scenario(data: object, source: str, default_name: str = "custom") -> Scenario:
+    """Validate scenario data; every field has a default (the default scenario's markets), and a top-level
+    `users: N` sets every market's users. Problems are reported together, one line each (ScenarioError)."""
     if not isinstance(data, dict):
-        raise ValueError(f"{path or 'default scenario'}: expected a mapping at the top level")
-    return Scenario.model_validate(data)
+        raise ScenarioError(source, ["expected a mapping at the top level"])
+    data = dict(data)
+    data.setdefault("name", default_name)
+    if "markets" not in data:
+        data["markets"] = yaml.safe_load(scenario_text("default"))["markets"]
+    users = data.pop("users", None)
+    problems: list[str] = []
+    markets = data["markets"]
+    if isinstance(markets, dict):
+        try:
+            plugins = load_markets(list(markets))
+        except LookupError as exc:
+            raise ScenarioError(source, [f"markets: {exc}"]) from exc
+        for name, plugin in plugins.items():
+            section = dict(markets[name] or {})
+            if users is not None and "users" in plugin.section.model_fields:
+                section["users"] = users
+            markets[name] = section
+            try:
+                plugin.section.model_validate(section)
+            except ValidationError as exc:
+                problems += _problems(exc, f"markets.{name}")
+    if problems:
+        raise ScenarioError(source, problems)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, _problems(exc, "")) from None
+
+
+def _problems(exc: ValidationError, prefix: str) -> list[str]:
+    """One line per pydantic error: YAML path, what is allowed, what was given."""
+    lines = []
+    for error in exc.errors():
+        path = prefix
+        for part in error["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        message = message[0].lower() + message[1:] if message else message
+        given = f" (got {error['input']!r})" if error["type"] not in ("missing", "value_error") else ""
+        lines.append(f"{path or 'scenario'}: {message}{given}")
+    return lines

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from marketplace.sim.markets import MarketNotFound
 from marketplace.sim.runner import run_demo
-from marketplace.sim.scenario import Scenario, load_scenario
+from marketplace.sim.scenario import Scenario, ScenarioError, embedded_scenarios, load_scenario
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -27,14 +27,14 @@ def _readme_scenario() -> str:
 def test_defaultScenario_mergesSellersNamedByTwoMarkets() -> None:
     scenario = load_scenario()
     people = {p.name: p for p in scenario.participants()}
-    assert len(people) == 25
+    assert len(people) == 26
     assert people["seller-a"].options["training_price"] > 0  # from the training market
     assert people["seller-a"].options["claim_threshold"] > 0  # from the inference market
     assert people["seller-a"].stake == people["validator-1"].stake > 0
 
 
 def test_scenario_unknownMarket_refusedWithInstalledOnes() -> None:
-    with pytest.raises(MarketNotFound, match="installed: inference, training"):
+    with pytest.raises(MarketNotFound, match="installed: federated, inference, training"):
         Scenario.model_validate({"name": "x", "markets": {"auctions": {}}})
 
 
@@ -54,3 +54,32 @@ def test_readmeScenario_runsWithConservation(tmp_path: Path) -> None:
     assert report.conservation_ok
     assert report.inference_calls["paid"] >= 4
     assert sum(1 for b in report.balances.values() if b.role == "user") == 4
+
+
+def test_minimalFile_usesDefaultsAndSetsEveryMarketsUsers(tmp_path: Path) -> None:
+    path = tmp_path / "fifty.yaml"
+    path.write_text("users: 50\n")
+    scenario = load_scenario(path)
+    assert scenario.name == "fifty"
+    assert scenario.markets["inference"].users == scenario.markets["federated"].users == 50
+    assert len([p for p in scenario.participants() if p.role == "user"]) == 50
+
+
+def test_badFile_oneLinePerProblemWithItsYamlPath(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "markets:\n  inference:\n    users: 5000\n    sellers:\n      - name: s\n"
+        "        models: [{id: a, kind: recommender, price_per_call: -1, reserve_price: 1}]\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert caught.value.problems == [
+        "markets.inference.sellers[0].models[0].price_per_call: input should be greater than 0 (got -1)",
+        "markets.inference.users: input should be less than or equal to 500 (got 5000)",
+    ]
+    assert str(caught.value).startswith(f"{path}: 2 problems\n  markets.inference")
+
+
+def test_embeddedScenarios_loadByName() -> None:
+    assert {"default", "federated"} <= set(embedded_scenarios())
+    assert load_scenario(Path("federated")).markets["federated"].neighbours == 10
