@@ -25,14 +25,16 @@ contract ModelRegistry is IModelRegistry, ERC721, ERC2981 {
     mapping(uint256 modelId => Model) private _models;
     mapping(uint256 modelId => Lineage) private _lineages;
     mapping(uint256 modelId => string) private _uris;
-    mapping(bytes32 contentHash => uint256 modelId) private _byContent;
+    /// @dev Per creator: anyone may register any hash, so a global index would let a squatter who copies a
+    ///      creator's published hash first lock the creator out of registering its own model.
+    mapping(address creator => mapping(bytes32 contentHash => uint256 modelId)) private _byContent;
 
     constructor() ERC721("Agora Model", "AGM") {}
 
     /// @inheritdoc IModelRegistry
     function registerModel(ModelSpec calldata spec, Lineage calldata lineage) external returns (uint256 modelId) {
         if (spec.contentHash == bytes32(0)) revert ZeroContentHash();
-        uint256 existing = _byContent[spec.contentHash];
+        uint256 existing = _byContent[msg.sender][spec.contentHash];
         if (existing != 0) revert DuplicateContent(spec.contentHash, existing);
         if (spec.royaltyBps > MAX_ROYALTY_BPS) revert RoyaltyTooHigh(spec.royaltyBps);
         uint32 bounds = _validateLineage(lineage);
@@ -48,7 +50,7 @@ contract ModelRegistry is IModelRegistry, ERC721, ERC2981 {
         });
         _lineages[modelId] = lineage;
         _uris[modelId] = spec.uri;
-        _byContent[spec.contentHash] = modelId;
+        _byContent[msg.sender][spec.contentHash] = modelId;
         if (spec.royaltyBps > 0) _setTokenRoyalty(modelId, msg.sender, spec.royaltyBps);
         emit ModelRegistered(modelId, msg.sender, spec.contentHash, lineage.parents);
         _mint(msg.sender, modelId);
@@ -100,8 +102,8 @@ contract ModelRegistry is IModelRegistry, ERC721, ERC2981 {
     }
 
     /// @inheritdoc IModelRegistry
-    function modelByContent(bytes32 contentHash) external view returns (uint256) {
-        return _byContent[contentHash];
+    function modelByContent(address creator, bytes32 contentHash) external view returns (uint256) {
+        return _byContent[creator][contentHash];
     }
 
     /// @inheritdoc IModelRegistry

@@ -6,7 +6,7 @@ pragma solidity ^0.8.24;
 ///         conserving royalty split that pays the whole upstream chain.
 interface IModelRegistry {
     /// @notice What a creator declares when registering a model.
-    /// @param contentHash Hash of the model weights/artifact (unique per registry).
+    /// @param contentHash Hash of the model weights/artifact (unique per creator).
     /// @param uri Metadata URI (model card).
     /// @param pricePerCall Price hint per inference call, token base units.
     /// @param pricePerJob Price hint per training job, token base units.
@@ -64,7 +64,7 @@ interface IModelRegistry {
     /// @param modelId The id.
     error UnknownModel(uint256 modelId);
 
-    /// @notice A model with this content hash is already registered.
+    /// @notice The caller already registered a model with this content hash.
     /// @param contentHash The hash.
     /// @param existingId The model registered with it.
     error DuplicateContent(bytes32 contentHash, uint256 existingId);
@@ -136,10 +136,11 @@ interface IModelRegistry {
     /// @return The parents and contributors with their shares.
     function lineageOf(uint256 modelId) external view returns (Lineage memory);
 
-    /// @notice The model registered with a content hash (0 if none).
+    /// @notice The model `creator` registered with a content hash (0 if none).
+    /// @param creator The registering account.
     /// @param contentHash The hash.
     /// @return The model id.
-    function modelByContent(bytes32 contentHash) external view returns (uint256);
+    function modelByContent(address creator, bytes32 contentHash) external view returns (uint256);
 
     /// @notice Number of models registered so far (also the highest id).
     /// @return The count.

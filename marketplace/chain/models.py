@@ -143,9 +143,9 @@ class ModelRegistryClient(ContractClient):
         receiver, amount = await self.conn.call(self.contract.functions.royaltyInfo(model_id, sale_price))
         return Payout(str(receiver), int(amount))
 
-    async def model_by_content(self, content_hash: bytes) -> int:
-        """The model id registered with a content hash (0 if none)."""
-        model_id: int = await self.conn.call(self.contract.functions.modelByContent(content_hash))
+    async def model_by_content(self, creator: str, content_hash: bytes) -> int:
+        """The model id `creator` registered with a content hash (0 if none)."""
+        model_id: int = await self.conn.call(self.contract.functions.modelByContent(self._cs(creator), content_hash))
         return model_id
 
     async def model_count(self) -> int:

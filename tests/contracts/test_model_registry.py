@@ -28,7 +28,8 @@ async def test_registerModel_mintsTokenToCreator(conn: ChainConnection, actors: 
         5 * AGT,
         actors.bob.address,
     )
-    assert await bob.models.model_by_content(_hash(1)) == 1
+    assert await bob.models.model_by_content(actors.bob.address, _hash(1)) == 1
+    assert await bob.models.model_by_content(actors.carol.address, _hash(1)) == 0
     assert await bob.models.model_count() == 1
 
 
@@ -47,6 +48,16 @@ async def test_registerModel_revertsOnDuplicateContent(conn: ChainConnection, ac
     await bob.models.register_model(ModelListing(_hash(1)))
     error = await expect_revert("DuplicateContent", bob.models.register_model(ModelListing(_hash(1))))
     assert error.args_values == (_hash(1), 1)
+
+
+async def test_registerModel_squattedContentHashDoesNotLockOutItsCreator(conn: ChainConnection, actors: Actors) -> None:
+    """A squatter that registers a creator's published hash first does not stop the creator registering it."""
+    squatter, bob = clients_for(conn, actors.carol), clients_for(conn, actors.bob)
+    squatted = (await squatter.models.register_model(ModelListing(_hash(1)))).model_id
+    own = (await bob.models.register_model(ModelListing(_hash(1)))).model_id
+    assert own != squatted
+    assert await bob.models.model_by_content(actors.bob.address, _hash(1)) == own
+    assert (await bob.models.model_of(own)).creator == actors.bob.address
 
 
 async def test_registerModel_revertsOnZeroContentHash(conn: ChainConnection, actors: Actors) -> None:
