@@ -133,9 +133,11 @@ def test_demo_keepsEveryAgentsBlobsInItsOwnFolder(tmp_path: Path) -> None:
     assert holders
     sellers = {name for name in report.balances if name.startswith("seller-")}
     users = {name for name in report.balances if name.startswith("user-")}
-    assert all(not (names & users) for names in holders.values())  # users buy answers, never weights
     held_by_sellers = {blob for blob, names in holders.items() if names & sellers}
     assert held_by_sellers  # every listed model's weights live with a seller
+    # Users buy answers, never weights: what they hold is what federated training gave them or they made
+    # (global model vectors, their masked updates), none of it a seller's.
+    assert all(not holders[blob] & users for blob in held_by_sellers)
     for folder in (tmp_path / "agents").glob("advertiser-*"):
         store = AgentStore(folder / "state.sqlite3")
         jobs = Repository(store, "escrow.client", FundedJob).values()
