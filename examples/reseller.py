@@ -2,7 +2,8 @@
 
 It sells like any catalogue seller (negotiation, channel payee) and buys like any user (negotiation, channel
 payer). The resold model is a ModelRegistry child of the upstream one, so royalties flow upstream on every
-claim. Outputs are re-committed under the resold id once the upstream's own commitment checks out.
+claim. Outputs are re-committed under the resold id once the upstream's own commitment checks out, and only
+then is the buyer's credit spent.
 """
 
 import hashlib
@@ -54,13 +55,15 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
 
     async def serve(ctx: Any, sender: str, msg: InferenceRequest) -> None:
         entry = sale.catalogue.get(msg.model_id)
-        credit = sale.payee.use_credit(sender, msg.job_id, entry.chain_id if entry else 0)  # unknown model: unpaid
+        model = entry.chain_id if entry else 0  # an unknown model was never paid for
+        credit = sale.payee.check_credit(sender, msg.job_id, model)  # spent only once the answer is in hand
         cost, job = credit.amount - opts.markup, f"{sender}/{msg.job_id}"  # buyers' job ids may collide upstream
         await payer.pay(channel[-1], cost, job)
         ask = InferenceRequest(job_id=job, model_id=upstream, inputs=msg.inputs, price=cost)
         got = await agent.request(opts.upstream, ask, InferenceResult)
         if not verify_output_commitment(upstream, msg.inputs, got.outputs, got.output_commitment):
             raise Rejected(ErrorCode.REJECTED, "the upstream's outputs do not match its commitment")
+        sale.payee.use_credit(sender, msg.job_id, model)  # a concurrent copy of the request loses here
         mine = output_commitment(msg.model_id, msg.inputs, got.outputs)
         await ctx.send(
             sender, got.copy(update={"job_id": msg.job_id, "model_id": msg.model_id, "output_commitment": mine})
