@@ -197,3 +197,17 @@ async def test_privacy_budget_refusal_survives_a_restart(economy: World) -> None
     _, second = await _run(economy, sponsor, aggregator, PLAN.copy(update={"model_id": "rec-fl2"}))
     assert any("privacy budget" in why for why in second.refused.values()), second.refused
     assert restarted.keys.eth_address not in second.joined
+
+
+async def test_restarted_aggregator_resumes_instead_of_rerunning_rounds(economy: World) -> None:
+    """Rounds already run (rewards posted, version registered) are not run again after a restart."""
+    sponsor, aggregator, _ = await _market(economy, 3)
+    job, first = await _run(economy, sponsor, aggregator)
+    registry = ModelRegistryClient(economy.conn)
+    models = await registry.model_count()
+    await economy.stop(aggregator)
+    again = await economy.role(validator_role, "aggregator")
+    await economy.call(again, PUBLISH_CARD)
+    resumed = await economy.call(again, RUN_FEDERATED, JobId(job_id=job.job_id))
+    assert resumed == first
+    assert await registry.model_count() == models

@@ -82,6 +82,14 @@ class Assignment(Record):
     model: str
 
 
+class Progress(Record):
+    """A job's progress: the report so far, who joined (address → [account, samples]), the current weights."""
+
+    report: dict[str, Any]
+    members: dict[str, tuple[str, int]]
+    weights: str
+
+
 class RoundReport(BaseModel):
     """How one round went."""
 
@@ -114,6 +122,7 @@ class FederatedAggregator(Capability):
         self.settlement = settlement
         self.neighbours = neighbours
         self.assignments = Repository(agent.store, "federated.assignment", Assignment)
+        self.progress = Repository(agent.store, "federated.progress", Progress)
 
     def handlers(self) -> Iterable[Handlers]:
         """FederatedAssignment, in the aggregator role of the federated protocol."""
@@ -157,11 +166,19 @@ class FederatedAggregator(Capability):
         spec = model.spec
         if not isinstance(spec, RecommenderSpec) or not isinstance(heldout, InteractionDataset):
             raise ValueError("federated jobs train recommenders on shopping events")
-        weights = flatten(model)
-        report = JobReport(job_id=job_id)
-        report.initial_metric = (await offload(evaluate, spec, weights, heldout)).score
-        members = await self._invite(job_id, plan, report)
-        for number in range(1, plan.rounds + 1):
+        saved = self.progress.get(str(job_id))
+        if saved is None:  # a fresh job: score version 0, invite
+            weights = flatten(model)
+            report = JobReport(job_id=job_id)
+            report.initial_metric = (await offload(evaluate, spec, weights, heldout)).score
+            members = await self._invite(job_id, plan, report)
+            self._save(job_id, report, members, weights)
+        else:  # resumed after a restart (or asked again): rounds already run are not run twice
+            report = JobReport.model_validate(saved.report)
+            members = {address: (account, samples) for address, (account, samples) in saved.members.items()}
+            weights = np.frombuffer(self.agent.blobs.get(saved.weights), dtype="<f4").copy()
+            unflatten(model, weights)
+        for number in range(len(report.rounds) + 1, plan.rounds + 1):
             chosen = _rotate(sorted(members), number, plan.clients_per_round)
             outcome, new_weights, survivors = await self._round(job_id, number, plan, chosen, weights)
             tree = None
@@ -176,9 +193,17 @@ class FederatedAggregator(Capability):
                     await self.settlement.federated.post_tree(tree)
                 outcome.rewards = rewards
                 outcome.model_id = await self._hand_over(job_id, number, assignment.sponsor, model, outcome)
-            await self._tell_results(job_id, number, chosen, members, outcome, tree)
             report.rounds.append(outcome)
+            self._save(job_id, report, members, weights)
+            await self._tell_results(job_id, number, chosen, members, outcome, tree)
         return report
+
+    def _save(self, job_id: int, report: JobReport, members: dict[str, tuple[str, int]], weights: Any) -> None:
+        """Keep what the job has done so far (report, members, current weights) so a restart resumes it."""
+        blob = self.agent.blobs.put(np.asarray(weights, dtype="<f4").tobytes(), pin=f"federated:{job_id}")
+        record = Progress(report=report.model_dump(), members={a: [m[0], m[1]] for a, m in members.items()},
+                          weights=blob)  # fmt: skip
+        self.progress.put(str(job_id), record)
 
     async def _invite(self, job_id: int, plan: FederatedPlan, report: JobReport) -> dict[str, tuple[str, int]]:
         """Invite every registered user; agent address → (account, declared samples) of those that joined."""
