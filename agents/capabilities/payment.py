@@ -15,8 +15,9 @@ from uagents import Context
 
 from agents.base import AgoraAgent
 from agents.capabilities.kit import Capability, Handlers
+from agents.capabilities.mandate import MandateGuard
 from agents.mods import Rejected
-from agents.settlement import Settlement
+from agents.settlement import MODEL_URI_PREFIX, Settlement
 from agents.state import Record, Repository, key
 from marketplace.chain import (
     ChannelClaimed,
@@ -213,25 +214,51 @@ class PayerChannel(Record):
     model_chain_id: int
     cumulative: int = 0
     refunded: bool = False
+    model_id: str = ""
+    """The model's agora id, as its ModelRegistry token URI names it (what a mandate allows)."""
 
 
 class ChannelPayer(Capability):
-    """Opens channels to sellers and pays calls with vouchers for the cumulative amount."""
+    """Opens channels to sellers and pays calls with vouchers for the cumulative amount.
 
-    def __init__(self, agent: AgoraAgent, settlement: Settlement) -> None:
+    With a `guard`, every deposit and voucher is checked against the user's mandate before it is signed.
+    """
+
+    def __init__(self, agent: AgoraAgent, settlement: Settlement, guard: MandateGuard | None = None) -> None:
         super().__init__(agent)
         self.settlement = settlement
+        self.guard = guard
+        if guard is not None and guard.terms.spender.lower() != settlement.account.lower():
+            raise ValueError("the mandate governs another account than this agent's")
         self.channels = Repository(agent.store, "payer.channel", PayerChannel)
 
+    async def _model_id(self, model_chain_id: int) -> str:
+        """The agora model id the chain lists under a ModelRegistry token id ("" when not an agora model)."""
+        uri = await self.settlement.model_registry.token_uri(model_chain_id)
+        return uri.removeprefix(MODEL_URI_PREFIX).partition("/")[2] if uri.startswith(MODEL_URI_PREFIX) else ""
+
     async def open(self, seller: str, payee: str, deposit: int, ttl: int, model_chain_id: int) -> int:
-        """Deposit into a new channel paying `payee` (the seller agent's account) and tell the seller; its id."""
+        """Deposit into a new channel paying `payee` (the seller agent's account) and tell the seller; its id.
+
+        Raises MandateExceeded (before any transaction) when the mandate does not allow this deposit.
+        """
         s = self.settlement
+        model_id = ""
+        if self.guard is not None:
+            model_id = await self._model_id(model_chain_id)
+            await self.guard.authorize_deposit(payee, model_id, "inference", deposit)
         expiry = await s.chain_time() + ttl
         await s.token.approve(s.channels.address, deposit)
         opened = await s.channels.open_channel(payee, deposit, expiry, model_chain_id)
         nonce = (await s.channels.get_channel(opened.channel_id)).nonce  # the sender's channel counter
         record = PayerChannel(
-            seller=seller, payee=payee, deposit=deposit, expiry=expiry, nonce=nonce, model_chain_id=model_chain_id
+            seller=seller,
+            payee=payee,
+            deposit=deposit,
+            expiry=expiry,
+            nonce=nonce,
+            model_chain_id=model_chain_id,
+            model_id=model_id,
         )
         self.channels.put(str(opened.channel_id), record)
         notice = ChannelOpened(
@@ -247,16 +274,25 @@ class ChannelPayer(Capability):
         return opened.channel_id
 
     async def pay(self, channel_id: int, amount: int, job_id: str) -> Receipt:
-        """Send a voucher raising the channel's total by `amount` for call `job_id`; returns the seller's receipt."""
+        """Send a voucher raising the channel's total by `amount` for call `job_id`; returns the seller's receipt.
+
+        Raises MandateExceeded (nothing signed) when the mandate does not allow this payment.
+        """
         record = self.channels.get(str(channel_id))
         if record is None:
             raise KeyError(f"channel {channel_id} was not opened by this agent")
+        if self.guard is not None:
+            await self.guard.authorize(record.payee, record.model_id, "inference", amount)
+            # No await from here on: a concurrent payment can neither slip past the check nor reuse a stale total.
+            record = self.channels.get(str(channel_id)) or record
         total = record.cumulative + amount
         if total > record.deposit:
             raise ValueError(f"channel {channel_id} holds {record.deposit}; paying {amount} more would exceed it")
         signed = sign_voucher(
             self.settlement.conn.account, SignedAmount(channel_id, record.nonce, total), self.settlement.channels.domain
         )
+        if self.guard is not None:
+            self.guard.record(record.payee, amount)
         voucher = Voucher(
             channel_id=str(channel_id),
             cumulative_amount=total,
