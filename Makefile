@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER := $(CURDIR)/.agora/ape
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap contracts demo test test-only lint fmt bench clean slither browser
+.PHONY: help bootstrap contracts zk demo test test-only lint fmt bench clean slither browser
 
 help:  ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,7 +56,10 @@ fmt: bootstrap  ## Format and auto-fix.
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: bootstrap contracts browser lint test-only  ## Lint, types, and the whole test suite.
+zk: bootstrap  ## Build the conversion circuit and its dev trusted setup (cached in .zk-build/; minutes cold).
+	$(BIN)/python -m marketplace.zk.build
+
+test: bootstrap contracts zk browser lint test-only  ## Lint, types, and the whole test suite.
 
 test-only:  ## The test suite alone (assumes bootstrap).
 	$(BIN)/pytest

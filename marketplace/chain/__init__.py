@@ -1,5 +1,17 @@
 """Chain layer: local node, Ape deployment, manifest, and typed async contract clients."""
 
+from marketplace.chain.ads import (
+    AdCampaignsClient,
+    Campaign,
+    CampaignCreated,
+    CampaignRefunded,
+    CampaignTerms,
+    ConversionBatch,
+    ConversionClaim,
+    ConversionClaimed,
+    ConversionSkipped,
+    RootPublished,
+)
 from marketplace.chain.agent_registry import AgentRecord, AgentRegistryClient, AgentRole, Reputation
 from marketplace.chain.base import ContractClient, MissingEvent
 from marketplace.chain.channels import (
@@ -64,12 +76,17 @@ from marketplace.chain.vouchers import (
 )
 
 __all__ = [
+    "AdCampaignsClient",
     "AgentRecord",
     "AgentRegistryClient",
     "AgentRole",
     "AnvilNode",
     "AttestationInfo",
     "Ballot",
+    "Campaign",
+    "CampaignCreated",
+    "CampaignRefunded",
+    "CampaignTerms",
     "ChainConnection",
     "ChainError",
     "Channel",
@@ -84,6 +101,10 @@ __all__ = [
     "CommitteeSeat",
     "ContractClient",
     "ContractRevert",
+    "ConversionBatch",
+    "ConversionClaim",
+    "ConversionClaimed",
+    "ConversionSkipped",
     "DeployError",
     "DeploySettings",
     "Deployment",
@@ -117,6 +138,7 @@ __all__ = [
     "RewardSkipped",
     "RewardTree",
     "RootPosted",
+    "RootPublished",
     "SignedVoucher",
     "SkipReason",
     "StakeInfo",

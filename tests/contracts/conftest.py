@@ -10,6 +10,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from marketplace.chain import (
+    AdCampaignsClient,
     AgentRegistryClient,
     ChainConnection,
     ChannelsClient,
@@ -27,7 +28,7 @@ FUNDING = 1_000_000 * AGT
 """What each actor receives from the treasury."""
 VALIDATOR_STAKE = 1_000 * AGT
 MAX_ALLOWANCE = 2**256 - 1
-SPENDERS = ("JobEscrow", "PaymentChannels", "ValidatorStaking", "FederatedRewards")
+SPENDERS = ("JobEscrow", "PaymentChannels", "ValidatorStaking", "FederatedRewards", "AdCampaigns")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Clients:
     channels: ChannelsClient
     staking: StakingClient
     federated: FederatedRewardsClient
+    ads: AdCampaignsClient
 
 
 def clients_for(conn: ChainConnection, account: LocalAccount) -> Clients:
@@ -114,6 +116,7 @@ def clients_for(conn: ChainConnection, account: LocalAccount) -> Clients:
         ChannelsClient(signer),
         StakingClient(signer),
         FederatedRewardsClient(signer),
+        AdCampaignsClient(signer),
     )
 
 

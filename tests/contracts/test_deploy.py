@@ -23,6 +23,8 @@ SETTLEMENT = (
     "JobEscrow",
     "PaymentChannels",
     "FederatedRewards",
+    "Groth16Verifier",
+    "AdCampaigns",
 )
 ZERO = "0x" + "00" * 20
 
