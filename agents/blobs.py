@@ -316,16 +316,27 @@ class Blobs:
     # --- fetching -----------------------------------------------------------------------------------
     async def fetch(self, ref: BlobRef, max_bytes: int | None = None) -> bytes:
         """The bytes `ref` names, from this agent's store or else from their owner (checked, then kept here)."""
+        path, fresh = await self._obtain(ref, max_bytes)
+        # Just verified while it arrived: read without hashing again; an older copy is re-hashed by get().
+        return path.read_bytes() if fresh else self.get(ref.blob_id, max_bytes)
+
+    async def fetch_to_store(self, ref: BlobRef, max_bytes: int | None = None) -> Path:
+        """Make sure this agent holds the blob `ref` names (fetched and checked if need be); its file."""
+        return (await self._obtain(ref, max_bytes))[0]
+
+    async def _obtain(self, ref: BlobRef, max_bytes: int | None) -> tuple[Path, bool]:
+        """The blob's file here, and whether this call downloaded (and so just verified) it."""
         cap = min(max_bytes or self.limits.max_blob_bytes, self.limits.max_blob_bytes)
         if ref.size > cap:
             raise BlobTooLarge(f"blob {ref.blob_id} is {ref.size} bytes, over the limit of {cap} bytes")
         if self.has(ref.blob_id):
-            return self.get(ref.blob_id, cap)
+            return self._local.path(ref.blob_id), False
         self._check_reference(ref)
         async with self._fetching.setdefault(ref.blob_id, asyncio.Lock()):
             if not self.has(ref.blob_id):
-                return await self._download(ref)
-        return self.get(ref.blob_id, cap)
+                await self._download(ref)
+                return self._local.path(ref.blob_id), True
+        return self._local.path(ref.blob_id), False
 
     def _check_reference(self, ref: BlobRef) -> None:
         grant = ref.grant
@@ -340,8 +351,8 @@ class Blobs:
         except SignatureError as err:
             raise GrantRefused(f"the grant is not signed by the blob's owner: {err}") from err
 
-    async def _download(self, ref: BlobRef) -> bytes:
-        """Transfer, verify and keep the blob; its bytes (hashed once, while they arrived)."""
+    async def _download(self, ref: BlobRef) -> None:
+        """Transfer, verify (hashed once, while the bytes arrived) and keep the blob."""
         url = await self._blob_url(ref.owner, ref.blob_id)
         partial = self._partial / ref.blob_id.removeprefix("0x")
         digest = hashlib.sha256()
@@ -369,10 +380,8 @@ class Blobs:
         if "0x" + digest.hexdigest() != ref.blob_id:
             partial.unlink(missing_ok=True)
             raise BlobHashMismatch(f"the bytes {ref.owner[:16]}… sent do not hash to {ref.blob_id}")
-        data = partial.read_bytes()
         os.replace(partial, self._local.path(ref.blob_id))
         self._evict(keep=ref.blob_id)
-        return data
 
     async def _blob_url(self, owner: str, blob_id: str) -> str:
         _, endpoints = await self._resolver.resolve(owner)
@@ -410,7 +419,7 @@ class Blobs:
                 sink = _Sink(handle, hasher)
                 received = offset
                 try:
-                    async for chunk in response.content.iter_any():
+                    async for chunk in response.content.iter_chunked(self.limits.chunk_bytes):
                         received += len(chunk)
                         if received > ref.size:
                             await sink.drain()
@@ -470,7 +479,8 @@ class _Sink:
     async def _flush(self) -> None:
         if self._pending is not None:
             await self._pending  # one batch in flight at a time: order is kept
-        data, self._batch, self._size = b"".join(self._batch), [], 0
+        batch, self._batch, self._size = self._batch, [], 0
+        data = batch[0] if len(batch) == 1 else b"".join(batch)  # chunks arrive about a batch each: no copy
         self._pending = asyncio.get_running_loop().run_in_executor(None, self._consume, data) if data else None
 
     def _consume(self, data: bytes) -> None:

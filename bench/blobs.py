@@ -2,10 +2,10 @@
 
 The owner is an agora agent in a child process (agents.process); the reader is an agent in this process. Each
 agora fetch is a reader-signed request under an owner-signed grant (signature, expiry, replay, per-peer cap
-checked by the owner), streamed into a partial file while counted, then hashed and moved into the reader's
-store. The baseline serves the very same file from a plain aiohttp static route in another child process and
-downloads it to a file, in the same run. A 280 KB fetch (one federated update of a 70k-parameter model) gives
-the latency of a small transfer.
+checked by the owner), streamed into a partial file while counted and hashed, then moved into the reader's
+store (`Blobs.fetch_to_store`: the verified file on disk). The baseline serves the very same file from a plain
+aiohttp static route in another child process and downloads it to a file, in the same run. A 280 KB fetch
+(one federated update of a 70k-parameter model) gives the latency of a small transfer.
 
 Run: .venv/bin/python bench/blobs.py [--megabytes 50] [--rounds 3] [--no-write]
 """
@@ -141,7 +141,7 @@ async def run(megabytes: int, rounds: int, updates: int, workdir: Path) -> dict[
             for i in range(rounds):  # alternate, so both see the same machine load
                 ref, path = await offered(reader, child.address, size, seed=i)
                 started = time.perf_counter()
-                assert len(await reader.blobs.fetch(ref)) == size
+                assert (await reader.blobs.fetch_to_store(ref)).stat().st_size == size
                 agora_s.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 assert await plain_download(session, base + path.name, workdir / "plain.bin") == size
@@ -151,7 +151,7 @@ async def run(megabytes: int, rounds: int, updates: int, workdir: Path) -> dict[
         for i in range(updates):
             ref, path = await offered(reader, child.address, UPDATE_BYTES, seed=1_000 + i)
             started = time.perf_counter()
-            await reader.blobs.fetch(ref)
+            await reader.blobs.fetch_to_store(ref)
             latencies.append(time.perf_counter() - started)
         figures["agora_mb_s"] = megabytes / min(agora_s)
         figures["plain_mb_s"] = megabytes / min(plain_s)
