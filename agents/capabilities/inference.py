@@ -22,6 +22,7 @@ from uagents import Context
 from agents.base import AgoraAgent, RemoteError
 from agents.capabilities.catalogue import ModelCatalogue
 from agents.capabilities.kit import Capability, Handlers
+from agents.capabilities.mandate import MandateExceeded
 from agents.capabilities.negotiation import BuyerLimits, NegotiationBuyer
 from agents.capabilities.payment import ChannelPayee, ChannelPayer
 from agents.mods import Rejected
@@ -317,6 +318,9 @@ class InferenceClient(Capability):
                 rows = self._inputs(plan.kind)
                 request = InferenceRequest(job_id=job_id, model_id=model_id, inputs=rows, price=per_call)
                 result = await self.agent.request(seller, request, InferenceResult)
+            except MandateExceeded as exc:  # nothing was signed for this call: stop, keep what was bought
+                self.agent.logger.info("the mandate stops the purchase: %s", exc)
+                return served, False
             except (RemoteError, DeliveryError, TimeoutError):
                 outcome.refused_calls += 1
                 return served, False
