@@ -195,6 +195,7 @@ class FederatedMarket(Market):
         for r in rounds:
             if not r["completed"]:
                 left.axvline(r["round"], color="#b42318", linestyle="--", linewidth=1)
+        left.set_xticks(range(len(rounds) + 1))
         left.set_xlabel("round (0: version 0; dashed: aborted)")
         left.set_ylabel("held-out AUC")
         left.set_title("Global model per round")
