@@ -15,6 +15,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from agents.base import AgoraAgent, RemoteError
+from agents.capabilities.control import Empty
 from agents.capabilities.federated.client import ClientOptions
 from agents.capabilities.federated.plan import plan_hash
 from agents.capabilities.federated.sponsor import Sponsorship
@@ -23,6 +24,8 @@ from agents.roles import user as user_role
 from agents.roles import validator as validator_role
 from agents.roles.base import PUBLISH_CARD
 from agents.roles.seller import BUILD_MODELS, SPONSOR_FEDERATED, BuildModels, ModelOffer, Sponsor
+from agents.roles.user import PRIVACY_SPENT
+from agents.roles.validator import RUN_FEDERATED, JobId
 from agents.testing.doubles import Probe
 from marketplace.chain.federated import FederatedRewardsClient
 from protocols.blobs import BlobGrant, BlobRef, GrantRequest, grant_request_text
@@ -153,3 +156,22 @@ async def test_unstakedAccountGetsNoModelWeights(economy: World) -> None:
     answer = await thief.ask(seller.address, borrowed, (BlobRef,))
     assert isinstance(answer, ErrorReply)
     assert answer.code == "unauthorized"
+
+
+async def test_aggregatorCannotMakeAUserTrainARoundTwice(economy: World) -> None:
+    """Asking again for a round already trained (fresh noise twice would average it away, and spend ε twice) is
+    refused, and the ledger is charged once."""
+    _, aggregator, user, job_id, _ = await _job(economy)
+    for i in (2, 3):  # the plan needs three participants
+        options = ClientOptions(enabled=True, shopper_id=i, events=64).model_dump()
+        await economy.call(await economy.role(user_role, f"user-{i}", federated=options, seed=3), PUBLISH_CARD)
+    report = await economy.call(aggregator, RUN_FEDERATED, JobId(job_id=job_id))
+    assert report.rounds[0].completed, report.rounds[0].reason
+    spent = (await economy.call(user, PRIVACY_SPENT, Empty())).epsilon
+    assert spent > 0
+    blob = aggregator.blobs.put(b"\0" * 16)
+    again = RoundStart(job_id=job_id, round=1, index=1, participants=[1, 2, 3], threshold=2, neighbours=None,
+                       model=aggregator.blobs.grant(blob, user.address))  # fmt: skip
+    with pytest.raises(RemoteError, match="already trained"):
+        await aggregator.request(user.address, again, RoundKeys)
+    assert (await economy.call(user, PRIVACY_SPENT, Empty())).epsilon == spent

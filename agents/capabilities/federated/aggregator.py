@@ -23,7 +23,15 @@ from uagents import Context, Model
 
 from agents.base import AgoraAgent, RemoteError
 from agents.blobs import BlobRefused
-from agents.capabilities.federated.plan import QUANTISATION, plan_hash, reward_shares, round_id
+from agents.capabilities.federated.plan import (
+    QUANTISATION,
+    advert_of,
+    from_hex,
+    plan_hash,
+    reward_shares,
+    round_id,
+    to_hex,
+)
 from agents.capabilities.kit import Capability, Handler, Handlers
 from agents.mods import Rejected
 from agents.offload import offload
@@ -35,7 +43,6 @@ from marketplace.chain.federated import RewardTree
 from marketplace.ml import InteractionDataset, RecommenderSpec, load_dataset, load_model, serialize_model
 from marketplace.ml.federated.local import evaluate, flatten, unflatten
 from marketplace.ml.federated.secagg import (
-    Advert,
     EncryptedShares,
     MaskedInput,
     RevealedShare,
@@ -261,13 +268,13 @@ class FederatedAggregator(Capability):
                               model=self.agent.blobs.grant(blob, address))  # fmt: skip
 
         keys = await self._each(chosen, start, RoundKeys)
-        adverts = [Advert(rid, k.index, _bytes(k.c_pk), _bytes(k.s_pk), _bytes(k.b_commitment)) for k in keys.values()]
+        adverts = [advert_of(k) for k in keys.values()]
         try:
             server.collect_adverts(adverts)
             relayed = RoundAdverts(job_id=job_id, round=number, adverts=list(keys.values()))
             sealed = await self._each(list(keys), lambda _: relayed, RoundShares)
             shares = [
-                EncryptedShares(rid, s.sender, s.recipient, _bytes(s.ciphertext))
+                EncryptedShares(rid, s.sender, s.recipient, from_hex(s.ciphertext))
                 for answer in sealed.values() for s in answer.shares
             ]  # fmt: skip
             routed = server.route_shares(shares)
@@ -276,7 +283,7 @@ class FederatedAggregator(Capability):
             def deliver(address: str) -> RoundShares:
                 mine = routed.get(index[address], ())
                 return RoundShares(job_id=job_id, round=number, shares=[
-                    SealedShare(sender=s.sender, recipient=s.recipient, ciphertext=_hex(s.ciphertext)) for s in mine
+                    SealedShare(sender=s.sender, recipient=s.recipient, ciphertext=to_hex(s.ciphertext)) for s in mine
                 ])  # fmt: skip
 
             updates = await self._each(list(by_index.values()), deliver, MaskedUpdate)
@@ -334,7 +341,7 @@ class FederatedAggregator(Capability):
         for address in chosen:
             account = members[address][0]
             reward = outcome.rewards.get(account, 0) if tree is not None else 0
-            proof = [_hex(p) for p in tree.proof(account)] if reward and tree is not None else []
+            proof = [to_hex(p) for p in tree.proof(account)] if reward and tree is not None else []
             result = RoundResult(job_id=job_id, round=number, completed=outcome.completed, reason=outcome.reason,
                                  reward=reward, proof=proof, metric=outcome.metric)  # fmt: skip
             try:
@@ -352,12 +359,4 @@ def _rotate(members: list[str], number: int, count: int) -> list[str]:
 
 
 def _revealed(shares: dict[int, str]) -> tuple[RevealedShare, ...]:
-    return tuple(RevealedShare(int(owner), _bytes(share)) for owner, share in sorted(shares.items()))
-
-
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
-def _bytes(text: str) -> bytes:
-    return bytes.fromhex(text.removeprefix("0x"))
+    return tuple(RevealedShare(int(owner), from_hex(share)) for owner, share in sorted(shares.items()))

@@ -22,7 +22,16 @@ from uagents import Context, Model
 
 from agents.base import AgoraAgent
 from agents.blobs import BlobRefused
-from agents.capabilities.federated.plan import QUANTISATION, local_config, participation, plan_hash, round_id
+from agents.capabilities.federated.plan import (
+    QUANTISATION,
+    advert_of,
+    from_hex,
+    local_config,
+    participation,
+    plan_hash,
+    round_id,
+    to_hex,
+)
 from agents.capabilities.kit import Capability, Handler, Handlers
 from agents.mods import Rejected
 from agents.offload import offload
@@ -34,7 +43,6 @@ from marketplace.ml import InteractionDataset, RecommenderSpec
 from marketplace.ml.federated.local import LocalConfig, LocalTrainer
 from marketplace.ml.federated.privacy import EpsilonLedger, PrivacyBudgetExceeded
 from marketplace.ml.federated.secagg import (
-    Advert,
     ClientRound,
     EncryptedShares,
     MaskedInput,
@@ -130,6 +138,8 @@ class FederatedClient(Capability):
         self.memberships = Repository(agent.store, "federated.member", Membership)
         self.rewards = Repository(agent.store, "federated.reward", Reward)
         self._ledger_store = Repository(agent.store, "federated.privacy", LedgerRecord)
+        self.trained = Repository(agent.store, "federated.trained", Record)
+        """Rounds this user trained for, by (job, round): each is trained (and charged) once, whoever asks again."""
         self._rounds: dict[tuple[int, int], tuple[ClientRound, npt.NDArray[np.float32]]] = {}
 
     # --- privacy ----------------------------------------------------------------------------------
@@ -212,6 +222,8 @@ class FederatedClient(Capability):
         plan = self._member(sender, msg.job_id)
         if not 1 <= msg.round <= plan.rounds:
             raise Rejected(ErrorCode.REJECTED, f"the plan has rounds 1..{plan.rounds}")
+        if self.trained.get(key(msg.job_id, msg.round)) is not None:
+            raise Rejected(ErrorCode.REPLAYED, "this user already trained for that round")
         self._check_budget(msg.job_id, plan, msg.round)
         try:
             raw = await self.agent.blobs.fetch(msg.model, MAX_MODEL_BYTES)
@@ -232,24 +244,21 @@ class FederatedClient(Capability):
                 job_id=msg.job_id,
                 round=msg.round,
                 index=advert.sender,
-                c_pk=_hex(advert.c_pk),
-                s_pk=_hex(advert.s_pk),
-                b_commitment=_hex(advert.b_commitment),
+                c_pk=to_hex(advert.c_pk),
+                s_pk=to_hex(advert.s_pk),
+                b_commitment=to_hex(advert.b_commitment),
             ),
         )
 
     async def _on_adverts(self, ctx: Context, sender: str, msg: RoundAdverts) -> None:
         self._member(sender, msg.job_id)
         client, _ = self._round(msg.job_id, msg.round)
-        rid = round_id(msg.job_id, msg.round)
         try:
-            adverts = [
-                Advert(rid, a.index, _bytes(a.c_pk), _bytes(a.s_pk), _bytes(a.b_commitment)) for a in msg.adverts
-            ]
+            adverts = [advert_of(a) for a in msg.adverts]
             sealed = client.share_keys(adverts)
         except (SecAggError, ValueError) as exc:
             raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
-        shares = [SealedShare(sender=s.sender, recipient=s.recipient, ciphertext=_hex(s.ciphertext)) for s in sealed]
+        shares = [SealedShare(sender=s.sender, recipient=s.recipient, ciphertext=to_hex(s.ciphertext)) for s in sealed]
         await ctx.send(sender, RoundShares(job_id=msg.job_id, round=msg.round, shares=shares))
 
     async def _on_shares(self, ctx: Context, sender: str, msg: RoundShares) -> None:
@@ -258,6 +267,9 @@ class FederatedClient(Capability):
         if msg.round in self.options.drop_rounds:
             del self._rounds[msg.job_id, msg.round]
             raise Rejected(ErrorCode.REJECTED, "this participant left the round")
+        # A second masked update of the same round, with fresh noise, would average the noise away.
+        if not self.trained.add(key(msg.job_id, msg.round), Record()):
+            raise Rejected(ErrorCode.REPLAYED, "this user already trained for that round")
         ledger = self.ledger()
         try:  # charged before training: the spend is recorded even if the round fails later
             ledger.charge(self.user, participation(plan, msg.job_id, msg.round, len(self.history)),
@@ -269,7 +281,7 @@ class FederatedClient(Capability):
         seed = self.seed * 1_000_003 + msg.job_id * 1_009 + msg.round
         update = await offload(train_locally, self.spec, weights, self.history, local_config(plan), seed)
         try:
-            incoming = [EncryptedShares(rid, s.sender, s.recipient, _bytes(s.ciphertext)) for s in msg.shares]
+            incoming = [EncryptedShares(rid, s.sender, s.recipient, from_hex(s.ciphertext)) for s in msg.shares]
             masked: MaskedInput = client.masked_input(update, incoming)  # a few ms of ChaCha20; keeps the round state
         except (SecAggError, ValueError) as exc:
             raise Rejected(ErrorCode.MALFORMED, str(exc)) from exc
@@ -292,8 +304,8 @@ class FederatedClient(Capability):
                 job_id=msg.job_id,
                 round=msg.round,
                 index=response.sender,
-                b_shares={r.owner: _hex(r.share) for r in response.b_shares},
-                s_sk_shares={r.owner: _hex(r.share) for r in response.s_sk_shares},
+                b_shares={r.owner: to_hex(r.share) for r in response.b_shares},
+                s_sk_shares={r.owner: to_hex(r.share) for r in response.s_sk_shares},
             ),
         )
 
@@ -302,7 +314,7 @@ class FederatedClient(Capability):
         self._rounds.pop((msg.job_id, msg.round), None)
         if not msg.completed or msg.reward <= 0:
             return
-        claim = RewardClaim(msg.job_id, msg.round, self.user, msg.reward, tuple(_bytes(p) for p in msg.proof))
+        claim = RewardClaim(msg.job_id, msg.round, self.user, msg.reward, tuple(from_hex(p) for p in msg.proof))
         posted = await self.settlement.federated.get_round(msg.job_id, msg.round)
         if not verify_claim(posted.root, claim):
             self.agent.logger.warning("reward proof for round %s does not match the posted root", msg.round)
@@ -316,18 +328,10 @@ class FederatedClient(Capability):
         if not pending:
             return []
         claims = [
-            RewardClaim(r.job_id, r.round, self.user, r.amount, tuple(_bytes(p) for p in r.proof)) for _, r in pending
+            RewardClaim(r.job_id, r.round, self.user, r.amount, tuple(from_hex(p) for p in r.proof)) for _, r in pending
         ]
         batch = await self.settlement.federated.claim_many(claims)
         for k, reward in pending:
             reward.claimed = True
             self.rewards.put(k, reward)
         return [c.amount for c in batch.claimed]
-
-
-def _hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
-def _bytes(text: str) -> bytes:
-    return bytes.fromhex(text.removeprefix("0x"))

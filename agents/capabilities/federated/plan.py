@@ -8,8 +8,8 @@ from eth_utils.crypto import keccak
 
 from marketplace.ml.federated.local import DPConfig, LocalConfig
 from marketplace.ml.federated.privacy import Participation
-from marketplace.ml.federated.secagg import Quantisation
-from protocols.federated import FederatedPlan
+from marketplace.ml.federated.secagg import Advert, Quantisation
+from protocols.federated import FederatedPlan, RoundKeys
 
 QUANTISATION = Quantisation(clip=1.0, scale_bits=16)
 """How updates are clipped per coordinate and quantised for secure aggregation (fixed for every job)."""
@@ -51,3 +51,19 @@ def reward_shares(reward: int, samples: dict[str, int], cap: int) -> dict[str, i
     if total == 0:
         return {}
     return {account: reward * weight // total for account, weight in weights.items() if reward * weight // total}
+
+
+def to_hex(data: bytes) -> str:
+    """Bytes as the 0x-hex federated messages carry."""
+    return "0x" + data.hex()
+
+
+def from_hex(text: str) -> bytes:
+    """0x-hex from a federated message as bytes (ValueError when it is not hex)."""
+    return bytes.fromhex(text.removeprefix("0x"))
+
+
+def advert_of(keys: RoundKeys) -> Advert:
+    """The secure-aggregation advert a participant's RoundKeys message carries."""
+    rid = round_id(keys.job_id, keys.round)
+    return Advert(rid, keys.index, from_hex(keys.c_pk), from_hex(keys.s_pk), from_hex(keys.b_commitment))
