@@ -79,7 +79,7 @@ slither: $(SLITHER) $(NODE_STAMP)  ## Static analysis of contracts/ (fails on me
 	  --filter-paths node_modules --exclude-informational --exclude-optimization --fail-medium
 
 bench: bootstrap contracts  ## Run the benchmarks in bench/ and print their figures.
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:  ## Remove build output and local state (keeps .venv and node_modules).
 	rm -rf .build .agora .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts

@@ -6,6 +6,7 @@ plus the agent's wallet, so a role can be constructed the same way in any proces
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -117,15 +118,18 @@ class Settlement:
         skip = {account.lower() for account in exclude}
         return [by_owner[a.lower()] for a in ranked if a.lower() in by_owner and a.lower() not in skip]
 
-    async def registered(self, role: str) -> list[str]:
-        """Addresses of every agent whose registry card has `role`, paging through all of them."""
-        found: list[str] = []
+    async def cards(self, role: str | None = None) -> AsyncIterator[AgentEntry]:
+        """Every registry entry (with `role`, when given), paging through all of them."""
         offset: int | None = 0
         while offset is not None:
             page = await self.require_registry().search(role=role, limit=100, offset=offset)
-            found += [entry.card.address for entry in page.results]
+            for entry in page.results:
+                yield entry
             offset = page.next_offset
-        return found
+
+    async def registered(self, role: str) -> list[str]:
+        """Addresses of every agent whose registry card has `role`."""
+        return [entry.card.address async for entry in self.cards(role)]
 
     async def agents_of(self, accounts: set[str], role: str | None = None) -> dict[str, list[str]]:
         """Settlement account (lower-case) → agent addresses whose registry cards name it, paging through all.
@@ -135,14 +139,10 @@ class Settlement:
         """
         wanted = {a.lower() for a in accounts}
         found: dict[str, list[str]] = {a: [] for a in wanted}
-        offset: int | None = 0
-        while offset is not None:
-            page = await self.require_registry().search(role=role, limit=100, offset=offset)
-            for entry in page.results:
-                owner = entry.card.owner.lower()
-                if owner in wanted and len(found[owner]) < 4:
-                    found[owner].append(entry.card.address)
-            offset = page.next_offset
+        async for entry in self.cards(role):
+            owner = entry.card.owner.lower()
+            if owner in wanted and len(found[owner]) < 4:
+                found[owner].append(entry.card.address)
         return found
 
     def attestation(self, job_id: str, valid: bool, commitment: str) -> Attestation:

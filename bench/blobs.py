@@ -38,8 +38,6 @@ from agents.resolver import StaticResolver
 from agents.settings import AgentSettings
 from protocols.blobs import BlobRef
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION_START, SECTION_END = "<!-- blobs:start -->", "<!-- blobs:end -->"
 UPDATE_BYTES = 280 * 1024
 LIMITS = BlobLimits(max_blob_bytes=256 * 1024 * 1024)
 
@@ -168,9 +166,11 @@ async def run(megabytes: int, rounds: int, updates: int, workdir: Path) -> dict[
 
 def write_results(table: str, command: str, load: float) -> None:
     """Replace (or add) this benchmark's section of bench/RESULTS.md; other sections are left alone."""
-    section = "\n".join(
+    from _results import write_section  # bench/ is on sys.path when a benchmark runs as a script
+
+    write_section(
+        "blobs",
         [
-            SECTION_START,
             "## Blob transfer between two agent processes (bench/blobs.py)",
             "",
             f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, 2 cores, load average {load:.1f} at start).",
@@ -180,16 +180,8 @@ def write_results(table: str, command: str, load: float) -> None:
             "best of the rounds shown.",
             "",
             table,
-            SECTION_END,
-        ]
+        ],
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach benchmark owns one section.\n"
-    if SECTION_START in text:
-        head, _, rest = text.partition(SECTION_START)
-        text = head + section + rest.partition(SECTION_END)[2]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ import asyncio
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,8 +29,6 @@ from marketplace.ml.federated.local import DPConfig, LocalConfig, LocalTrainer, 
 from marketplace.ml.federated.secagg import ClientRound, Quantisation, RoundConfig, ServerRound
 from marketplace.ml.federated.shopping import heldout_events, user_history
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION_START, SECTION_END = "<!-- federated:start -->", "<!-- federated:end -->"
 AGT = 10**18
 EVENTS = 64
 
@@ -114,9 +111,11 @@ async def settle(survivors: list[int], clock: Clock) -> None:
 
 def write_results(table: str, command: str, load: float) -> None:
     """Replace (or add) this benchmark's section of bench/RESULTS.md; other sections are left alone."""
-    section = "\n".join(
+    from _results import write_section  # bench/ is on sys.path when a benchmark runs as a script
+
+    write_section(
+        "federated",
         [
-            SECTION_START,
             "## Federated round: 100 clients, DP-SGD + secure aggregation (bench/federated.py)",
             "",
             f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, 2 cores, load average {load:.1f} at start).",
@@ -124,16 +123,8 @@ def write_results(table: str, command: str, load: float) -> None:
             "events. Baseline: the same local steps without DP, averaged in the clear, same run.",
             "",
             table,
-            SECTION_END,
-        ]
+        ],
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach benchmark owns one section.\n"
-    if SECTION_START in text:
-        head, _, rest = text.partition(SECTION_START)
-        text = head + section + rest.partition(SECTION_END)[2]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ from agents.capabilities.kit import compose
 from agents.capabilities.negotiation import BuyerLimits, NegotiationBuyer
 from agents.capabilities.payment import ChannelPayer
 from agents.roles import seller as seller_role
-from agents.roles.seller import BUILD_MODELS, CLAIM, BuildModels, ModelOffer
+from agents.roles.seller import BUILD_MODELS, BuildModels, ModelOffer
+from agents.roles.selling import CLAIM
 from agents.settings import AgentSettings
 from agents.settlement import SettlementSettings
 from agents.wallet import Wallet
@@ -40,8 +41,6 @@ from marketplace.ml.inference import time_raw_inference
 from protocols.jobs import InferenceRequest, InferenceResult
 from protocols.negotiation import JobSpec
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION_START, SECTION_END = "<!-- inference:start -->", "<!-- inference:end -->"
 AGT = 10**18
 PRICE = 10**16
 ROWS = [[3.0, 17.0], [3.0, 99.0], [3.0, 512.0], [3.0, 700.0]]
@@ -127,9 +126,11 @@ async def measure(chain: LocalChain, calls: int, workdir: Path) -> dict[str, flo
 
 def write_results(table: str, command: str, load: float) -> None:
     """Replace (or add) this benchmark's section of bench/RESULTS.md; other sections are left alone."""
-    section = "\n".join(
+    from _results import write_section  # bench/ is on sys.path when a benchmark runs as a script
+
+    write_section(
+        "inference",
         [
-            SECTION_START,
             "## Paid inference through one seller (bench/inference.py)",
             "",
             f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
@@ -140,16 +141,8 @@ def write_results(table: str, command: str, load: float) -> None:
             "Goals: >= 200 paid calls/s, <= 5 ms overhead per call.",
             "",
             table,
-            SECTION_END,
-        ]
+        ],
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach benchmark owns one section.\n"
-    if SECTION_START in text:
-        head, _, rest = text.partition(SECTION_START)
-        text = head + section + rest.partition(SECTION_END)[2]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
 
 
 def main() -> None:
