@@ -149,7 +149,10 @@ async def test_users_send_only_masked_updates(economy: World, monkeypatch: pytes
     for message in masked:
         owner = next(u for u in users if u.address == message.update.owner)
         vector = np.frombuffer(owner.blobs.get(message.update.blob_id), dtype="<u4").view(np.int32).astype(float)
-        assert max(abs(np.corrcoef(vector, truth)[0, 1]) for truth in truths) < 0.01
+        # For independent vectors the sample correlation is about normal with sd 1/sqrt(n): six sd is never reached by
+        # chance, while an unmasked or weakly masked update correlates near 1.
+        bound = 6 / np.sqrt(vector.size)
+        assert max(abs(np.corrcoef(vector, truth)[0, 1]) for truth in truths) < bound
 
 
 async def test_dropouts_down_to_the_threshold_are_survived(economy: World) -> None:
