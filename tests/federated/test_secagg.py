@@ -218,8 +218,8 @@ def test_neighboursOf_failsIfNotAParticipant() -> None:
 
 
 def test_maskedInput_uncorrelatedWithUpdate() -> None:
-    # 200k coordinates: the correlation of independent vectors has sd 0.0022, so 0.01 is a 4.5 sd bound.
-    config = _config(n=3, threshold=2, length=200_000)
+    # 400k coordinates: the correlation of independent vectors has sd 0.0016, so 0.01 is a 6.3 sd bound.
+    config = _config(n=3, threshold=2, length=400_000)
     updates = _updates(config, seed=6)
     clients, inboxes = _until_shares(config)
     masked = clients[1].masked_input(updates[1], inboxes[1]).masked
