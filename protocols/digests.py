@@ -36,6 +36,7 @@ def protocol_modules() -> tuple[ModuleType, ...]:
 PROTOCOL_MODULES: tuple[ModuleType, ...] = protocol_modules()
 
 PROTOCOL_DIGESTS: dict[str, str] = {
+    "agora-ads": "proto:ad42c9e9e56c2590d97fbde7adcf310ebd9f24993b967e2cb18949217f8de351",
     "agora-blobs": "proto:739710121f0a303848604a6e19a17621837997e29b81b35d93fc31e7f587e163",
     "agora-control": "proto:dd85d1bf4c093e10ab8dc655e48fe78cfe37005d93c2cbe41c133538d1fdd85e",
     "agora-disputes": "proto:303a085df590e9deba625d0e14bd906fe3c58948d548c063d87007f86a042fb1",
@@ -49,6 +50,16 @@ PROTOCOL_DIGESTS: dict[str, str] = {
 }
 
 MODEL_DIGESTS: dict[str, str] = {
+    "Creative": "model:67476e6ec914aa4c4a8880ad06208b5ad39ca988cd9118dd464c5d62f39f81cf",
+    "CreativeAnnounce": "model:0ede6db5ae5df6a9019b3c7b15a7a13df612b9d45f2267aeb0c96b3cd29f3a96",
+    "CreativeReceived": "model:42b5fb19010bee576e37c5580d24c4659686668bbf7f913557ce08cda76a19a2",
+    "ConversionCommitment": "model:6b90ca69c5e19feaa504dd7bbceaeea8ae9b03e13854cc04815373bbb33e0438",
+    "CommitmentAccepted": "model:fa89bc319e57b19e2e8ca9c92a7d4a11aadf495b07e9d4e74060ce02aa7b5c76",
+    "RootNotice": "model:1a3ead08088d2a5673101b571ec4442b4b18e487fbe30ae12a96a542c9557fd6",
+    "RootReceived": "model:76aa5dddd2044cc174bb9968996fbf2a1b74c45d5c12de4ab88333d925b83048",
+    "RelayedClaim": "model:accd50b9ec21500d06e21ab4302c9d769b532950d8fcb8df6e85fbcbfa034d3c",
+    "ClaimRelay": "model:a05bdc1b65e4d37261c5a90d90f2fa59961e27260b84e86b0107e8aece165bf8",
+    "ClaimsQueued": "model:dbac6d7a25521df52ac0d55844c910dd4317743fb1a7e2dd6db19b007b26af13",
     "BlobGrant": "model:cb541e6651a5840dd33a950280fb5c36574029d08f85283792d40e1c76cdb9e3",
     "BlobRef": "model:34f3e263fda432a9d6249aa671f8904a9bb325d83cd26b45b17ec6ea916afee8",
     "GrantRequest": "model:b8c9497f64d7e54d44c2e6748132f867c3ff573ced2df870eae46001c2e8e213",
