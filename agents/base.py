@@ -315,7 +315,10 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         self._loop = asyncio.get_running_loop()
         self._store.forget_expired(self._wall_clock.now())
         self.setup()
-        await self._envelope_server.start()
+        if self._settings.listen:
+            await self._envelope_server.start()
+        elif not self._settings.public_url:
+            raise RuntimeError("an agent that does not listen needs the public_url its AgentHost serves it at")
         self._started = True
 
     async def stop(self) -> None:
@@ -325,7 +328,8 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
             self._store.close()
             return
         self._started = False
-        await self._envelope_server.stop()
+        if self._settings.listen:
+            await self._envelope_server.stop()
         await self._blobs.close()
         await self._shutdown([])
         self._leave_dispatcher()
@@ -426,6 +430,11 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         return reply
 
     # --- receiving --------------------------------------------------------------------------------
+    async def receive_envelope(self, body: bytes, sync: bool) -> bytes | None:
+        """Check and handle one envelope as it arrived over HTTP (what an AgentHost calls for the agents it serves);
+        returns the reply to send back in the HTTP response, raises Rejected to refuse it."""
+        return await self._receive_envelope(body, sync)
+
     async def _receive_envelope(self, body: bytes, sync: bool) -> bytes | None:
         if len(body) > self._settings.limits.max_message_bytes:
             self._metrics.rejected[ErrorCode.TOO_LARGE] += 1

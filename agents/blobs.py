@@ -265,7 +265,7 @@ class Blobs:
 
     async def _authorise(self, request: web.BaseRequest) -> tuple[str, int, Path, int]:
         """(reader, start offset, file, size) of a fetch request every check passed; BlobRefused otherwise."""
-        blob_id = request.path.removeprefix("/blobs/")
+        blob_id = request.path.rpartition("/blobs/")[2]  # /blobs/<id>, or /agents/<address>/blobs/<id> on a host
         values = [request.headers.get(name, "") for name in _HEADERS]
         if not all(values):
             raise BlobRefused(f"a fetch needs the headers {', '.join(_HEADERS)}")

@@ -152,7 +152,8 @@ LOOPBACK_ONLY_ENV = "AGORA_LOOPBACK_ONLY"
 """Set to 1 (tests do) and child agents refuse every outbound connection except loopback, like the test guard."""
 
 
-def _allow_loopback_only() -> None:
+def allow_loopback_only() -> None:
+    """Refuse every outbound TCP connection of this process except to loopback (tests' child processes)."""
     real_connect = socket.socket.connect
 
     def guarded(sock: socket.socket, address: Any) -> None:
@@ -168,7 +169,7 @@ def _allow_loopback_only() -> None:
 def main() -> None:
     """Entry point of `python -m agents.process --factory module:function` (arguments come in AGORA_PROCESS_ARGS)."""
     if os.environ.get(LOOPBACK_ONLY_ENV) == "1":
-        _allow_loopback_only()
+        allow_loopback_only()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--factory", required=True)
     args = parser.parse_args()

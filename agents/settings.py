@@ -31,6 +31,8 @@ class AgentSettings:
     envelope_ttl: float = 60.0
     concurrent_handlers: bool = False
     sync_reply_wait: float = 5.0
+    listen: bool = True
+    """False: the agent binds no HTTP server of its own; an AgentHost serves it at `public_url` (agents/host.py)."""
 
     def state_dir(self) -> Path:
         """This agent's data folder (SQLite store, uAgents key/value file)."""

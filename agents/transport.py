@@ -108,17 +108,23 @@ class EnvelopeServer:
         return web.Response(headers={"x-uagents-status": "ready"})
 
     async def _submit(self, request: web.BaseRequest) -> web.Response:
-        if request.content_length is not None and request.content_length > self._max_body:
-            return _error_response(Rejected("too_large", f"{request.content_length} bytes > {self._max_body}", 413))
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _error_response(Rejected("too_large", f"body > {self._max_body} bytes", 413))
-        try:
-            reply = await self._receiver(body, request.headers.get(SYNC_HEADER) == "sync")
-        except Rejected as err:
-            return _error_response(err)
-        return web.Response(body=reply or b"{}", content_type="application/json")
+        return await submit(request, self._receiver, self._max_body)
+
+
+async def submit(request: web.BaseRequest, receiver: Receiver, max_body: int) -> web.Response:
+    """Answer a POSTed envelope: refuse an oversized body unread, else hand it to `receiver`; the reply envelope (or
+    `{}`) in the response, a refusal as a JSON ErrorReply-shaped body with its HTTP status."""
+    if request.content_length is not None and request.content_length > max_body:
+        return _error_response(Rejected("too_large", f"{request.content_length} bytes > {max_body}", 413))
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error_response(Rejected("too_large", f"body > {max_body} bytes", 413))
+    try:
+        reply = await receiver(body, request.headers.get(SYNC_HEADER) == "sync")
+    except Rejected as err:
+        return _error_response(err)
+    return web.Response(body=reply or b"{}", content_type="application/json")
 
 
 def _error_response(err: Rejected) -> web.Response:

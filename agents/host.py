@@ -1,0 +1,315 @@
+"""Many agents behind one HTTP server (as uAgents' Bureau does), in one process.
+
+An agent costs a port, a listening socket and an aiohttp server of its own; a host of a thousand agents
+would run out of the first and waste the rest. An `AgentHost` binds one server and routes by path:
+
+    POST /agents/<address>/submit         → that agent's envelope checks and handlers
+    HEAD /agents/<address>/submit         → readiness probe
+    GET  /agents/<address>/blobs/<id>     → that agent's signed blob fetches (agents/blobs.py)
+
+Each hosted agent still signs what it sends, checks every envelope it receives (signature, expiry, replay,
+target, size) and keeps its own store and blobs; the host only forwards bytes. Agents on one host reach each
+other in-process (the uAgents dispatcher), peers elsewhere over HTTP at the URL their card names:
+`<host url>/agents/<address>/submit`.
+
+    host = AgentHost("127.0.0.1", 0)
+    await host.start()
+    agent = build(host.settings_for(AgentSettings(name="user-0", seed=...)))
+    await host.add(agent)          # starts it; `await host.remove(agent.address)` stops it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import sys
+from collections import deque
+from typing import Any
+
+import uvloop
+from aiohttp import web
+
+from agents.base import AgentDeps, AgoraAgent
+from agents.mods import Limits, Rejected
+from agents.process import (
+    LOOPBACK_ONLY_ENV,
+    READY,
+    allow_loopback_only,
+    load_factory,
+    settings_from_json,
+    settings_to_json,
+)
+from agents.resolver import StaticResolver
+from agents.settings import AgentSettings
+from agents.transport import EnvelopeServer, submit
+from agents.wallet import Wallet
+
+PREFIX = "/agents/"
+
+
+class HostError(RuntimeError):
+    """A hosting mistake: an agent added twice, built without the host's settings, or a host not started."""
+
+
+class AgentHost:
+    """One HTTP server for many agents; `public_url` is how peers reach it (default: the bound loopback URL)."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, public_url: str | None = None, max_body: int | None = None
+    ) -> None:
+        self._host = host
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._max_body = max_body or Limits().max_message_bytes
+        self._agents: dict[str, AgoraAgent] = {}
+        self._server = EnvelopeServer(host, port, _no_submit, self._max_body, routes={PREFIX: self._route})
+
+    @property
+    def url(self) -> str:
+        """The base URL peers reach this host at."""
+        return self._public_url or f"http://{self._host}:{self._server.port}"
+
+    @property
+    def agents(self) -> dict[str, AgoraAgent]:
+        """The agents served, by address."""
+        return dict(self._agents)
+
+    async def start(self) -> None:
+        """Bind the server (before `settings_for`, which needs the port)."""
+        await self._server.start()
+
+    async def stop(self) -> None:
+        """Stop every agent, then the server."""
+        for address in list(self._agents):
+            await self.remove(address)
+        await self._server.stop()
+
+    def settings_for(self, settings: AgentSettings) -> AgentSettings:
+        """The settings an agent served by this host is built with: no server of its own, this host's URL."""
+        if not settings.seed:
+            raise HostError(f"{settings.name}: a hosted agent needs a seed (its address names its path on the host)")
+        address = Wallet.from_seed(settings.seed).agent_address
+        return dataclasses.replace(settings, listen=False, host=self._host, public_url=f"{self.url}{PREFIX}{address}")
+
+    async def add(self, agent: AgoraAgent) -> None:
+        """Start serving an agent built with `settings_for` (this starts the agent)."""
+        if agent.address in self._agents:
+            raise HostError(f"{agent.name} ({agent.address[:16]}…) is already hosted here")
+        if agent.settings.listen or agent.endpoint != f"{self.url}{PREFIX}{agent.address}/submit":
+            raise HostError(f"{agent.name} was not built with this host's settings_for()")
+        await agent.start()
+        self._agents[agent.address] = agent
+
+    async def remove(self, address: str) -> None:
+        """Stop an agent and stop routing to it (requests for it get 404)."""
+        agent = self._agents.pop(address, None)
+        if agent is not None:
+            await agent.stop()
+
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        address, _, rest = request.path.removeprefix(PREFIX).partition("/")
+        agent = self._agents.get(address)
+        if agent is None:
+            return _json(404, "unknown_agent", "no agent with this address is hosted here")
+        if rest == "submit":
+            if request.method == "HEAD":
+                return web.Response(headers={"x-uagents-status": "ready"})
+            if request.method != "POST":
+                return web.Response(status=405)
+            return await submit(request, agent.receive_envelope, agent.settings.limits.max_message_bytes)
+        if rest.startswith("blobs/"):
+            return await agent.blobs.serve(request)
+        return _json(404, "not_found", f"POST {PREFIX}<address>/submit or GET {PREFIX}<address>/blobs/<id>")
+
+
+async def _no_submit(_body: bytes, _sync: bool) -> bytes | None:
+    raise Rejected("not_found", f"this is an agent host: POST {PREFIX}<address>/submit", 404)
+
+
+def _json(status: int, code: str, detail: str) -> web.Response:
+    return web.Response(status=status, body=json.dumps({"code": code, "detail": detail}).encode())
+
+
+# --- a host in its own process ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class HostedAgent:
+    """One agent a host process runs: its role factory (`module:function`), settings and options."""
+
+    factory: str
+    settings: AgentSettings
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostPlan:
+    """What a host process serves: where it binds, the URL peers reach it at, its agents and the peers it knows."""
+
+    agents: list[HostedAgent]
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str | None = None
+    peers: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Serialised for the child (it holds seeds: passed in the environment, never on the command line)."""
+        agents = [{"factory": a.factory, "settings": settings_to_json(a.settings), "options": a.options}
+                  for a in self.agents]  # fmt: skip
+        return json.dumps({**dataclasses.asdict(self), "agents": agents})
+
+    @classmethod
+    def from_json(cls, text: str) -> HostPlan:
+        """Inverse of to_json."""
+        data = json.loads(text)
+        agents = [
+            HostedAgent(a["factory"], settings_from_json(a["settings"]), a["options"]) for a in data.pop("agents")
+        ]
+        return cls(agents=agents, **data)
+
+
+async def serve_plan(plan: HostPlan, commands: asyncio.StreamReader | None = None) -> None:
+    """Child side: bind, build and start every agent, print one READY line, then serve until SIGTERM/SIGINT.
+
+    `commands` (the parent's pipe) carries one JSON object per line: `{"stop": name}` stops that agent (fault
+    injection) and is answered with a STOPPED line."""
+    server = AgentHost(plan.host, plan.port, public_url=plan.public_url)
+    await server.start()
+    resolver = StaticResolver(plan.peers)
+    names: dict[str, str] = {}
+    try:
+        for hosted in plan.agents:
+            agent = load_factory(hosted.factory)(
+                server.settings_for(hosted.settings), AgentDeps(resolver=resolver), hosted.options
+            )
+            await server.add(agent)
+            names[hosted.settings.name] = agent.address
+        listed = [{"name": n, "address": a, "endpoint": server.agents[a].endpoint} for n, a in names.items()]
+        print(READY + json.dumps({"url": server.url, "agents": listed}), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        watcher = loop.create_task(_obey(commands, server, names, stop)) if commands is not None else None
+        await stop.wait()
+        if watcher is not None:
+            watcher.cancel()
+    finally:
+        await server.stop()
+
+
+async def _obey(commands: asyncio.StreamReader, server: AgentHost, names: dict[str, str], stop: asyncio.Event) -> None:
+    while line := await commands.readline():
+        try:
+            name = str(json.loads(line)["stop"])
+        except (ValueError, KeyError, TypeError):
+            continue  # only the parent writes here; a line it did not mean is ignored
+        if name in names:
+            await server.remove(names[name])
+        print(STOPPED + json.dumps({"name": name}), flush=True)
+    stop.set()  # the parent went away: stop rather than serve orphaned
+
+
+class HostProcess:
+    """Parent-side handle on a host process: its URL, its agents' addresses and endpoints by name."""
+
+    def __init__(self, process: asyncio.subprocess.Process, info: dict[str, Any], seen: list[str]) -> None:
+        self.process = process
+        self.url: str = info["url"]
+        self.agents: dict[str, tuple[str, str]] = {a["name"]: (a["address"], a["endpoint"]) for a in info["agents"]}
+        self.output: deque[str] = deque(seen, maxlen=200)
+        self._stopped: dict[str, asyncio.Event] = {}
+        self._drain = asyncio.get_running_loop().create_task(self._collect())
+
+    async def _collect(self) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            text = line.decode(errors="replace").rstrip()
+            if text.startswith(STOPPED):
+                name = json.loads(text[len(STOPPED) :]).get("name")
+                self._stopped.setdefault(str(name), asyncio.Event()).set()
+            else:
+                self.output.append(text)
+
+    async def stop_agent(self, name: str, wait: float = 30.0) -> None:
+        """Stop one agent of this host (the others keep running)."""
+        assert self.process.stdin is not None
+        done = self._stopped.setdefault(name, asyncio.Event())
+        self.process.stdin.write(json.dumps({"stop": name}).encode() + b"\n")
+        await self.process.stdin.drain()
+        await asyncio.wait_for(done.wait(), wait)
+
+    async def stop(self, wait: float = 15.0) -> int:
+        """SIGTERM the host and wait (SIGKILL after `wait` s); returns the exit code."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), wait)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._drain
+        return int(self.process.returncode or 0)
+
+    async def kill(self) -> None:
+        """SIGKILL the host (a crash: nothing is stopped cleanly)."""
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._drain
+
+
+async def spawn_host(plan: HostPlan, ready_within: float = 300.0) -> HostProcess:
+    """Start a host process for `plan` and return once every agent in it accepts messages."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agents.host",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, PLAN_ENV: plan.to_json()},
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(ready_within):
+            while True:
+                line = (await process.stdout.readline()).decode(errors="replace")
+                if not line:
+                    raise RuntimeError("agent host exited before it was ready:\n" + "".join(seen[-30:]))
+                if line.startswith(READY):
+                    return HostProcess(process, json.loads(line[len(READY) :]), [s.rstrip() for s in seen])
+                seen.append(line)
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+
+
+PLAN_ENV = "AGORA_HOST_PLAN"
+STOPPED = "AGORA-STOPPED "
+
+
+async def _main() -> None:
+    loop = asyncio.get_running_loop()
+    commands = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
+    await serve_plan(HostPlan.from_json(os.environ.pop(PLAN_ENV)), commands)
+
+
+def main() -> None:
+    """Entry point of `python -m agents.host` (the plan comes in AGORA_HOST_PLAN)."""
+    if os.environ.get(LOOPBACK_ONLY_ENV) == "1":
+        allow_loopback_only()
+    uvloop.run(_main())
+
+
+if __name__ == "__main__":
+    main()
