@@ -6,17 +6,25 @@ import {IAgentRegistry} from "./interfaces/IAgentRegistry.sol";
 
 /// @title AgentRegistry
 /// @notice Agent identities and receipt-backed reputation.
-/// @dev Anyone may register an identity, but only recorder contracts (set by the owner at
-///      deployment: JobEscrow and PaymentChannels) can write reputation, and they do so only
-///      inside a settlement that moves tokens. Feedback therefore always costs real payment.
+/// @dev Anyone may register an identity, but only recorder contracts can write reputation, and they do so
+///      only inside a settlement that moves tokens. The recorder set is fixed once, at deployment: the owner
+///      (the deployer) proposes the settlement contracts (JobEscrow, PaymentChannels), then `freezeRecorders`
+///      makes exactly those recorders and gives up ownership in the same call. Until then no address can
+///      record at all, and afterwards nobody can add, remove or replace a recorder, so every receipt ever
+///      recorded was written by a contract whose code anyone can read in `recorders()`.
 contract AgentRegistry is IAgentRegistry, Ownable {
     uint8 private constant MAX_SCORE = 100;
+    /// @notice Most recorders a registry can be frozen with (keeps freezing bounded).
+    uint256 public constant MAX_RECORDERS = 8;
 
     mapping(address owner => Agent) private _agents;
     mapping(address subject => Reputation) private _reputations;
     mapping(address recorder => bool) private _recorders;
+    address[] private _recorderList;
+    bool private _frozen;
 
-    /// @param initialOwner May set recorders (the deployer, which wires the settlement contracts).
+    /// @param initialOwner Proposes the recorders and freezes them (the deployer, which wires the settlement
+    ///        contracts); it has no power left after `freezeRecorders`.
     constructor(address initialOwner) Ownable(initialOwner) {}
 
     /// @inheritdoc IAgentRegistry
@@ -40,10 +48,32 @@ contract AgentRegistry is IAgentRegistry, Ownable {
     }
 
     /// @inheritdoc IAgentRegistry
-    function setRecorder(address recorder, bool allowed) external onlyOwner {
+    function addRecorder(address recorder) external {
+        if (_frozen) revert RecordersAlreadyFrozen();
+        _checkOwner();
         if (recorder == address(0)) revert ZeroAddress();
-        _recorders[recorder] = allowed;
-        emit RecorderSet(recorder, allowed);
+        if (recorder.code.length == 0) revert RecorderNotContract(recorder);
+        uint256 count = _recorderList.length;
+        for (uint256 i; i < count; ++i) {
+            if (_recorderList[i] == recorder) revert RecorderAlreadyAdded(recorder);
+        }
+        if (count == MAX_RECORDERS) revert TooManyRecorders(MAX_RECORDERS);
+        _recorderList.push(recorder);
+        emit RecorderAdded(recorder);
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function freezeRecorders() external {
+        if (_frozen) revert RecordersAlreadyFrozen();
+        _checkOwner();
+        address[] memory list = _recorderList;
+        if (list.length == 0) revert NoRecorders();
+        _frozen = true;
+        for (uint256 i; i < list.length; ++i) {
+            _recorders[list[i]] = true;
+        }
+        emit RecordersFrozen(list);
+        _transferOwnership(address(0));
     }
 
     /// @inheritdoc IAgentRegistry
@@ -65,6 +95,16 @@ contract AgentRegistry is IAgentRegistry, Ownable {
     /// @inheritdoc IAgentRegistry
     function isRecorder(address recorder) external view returns (bool) {
         return _recorders[recorder];
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function recorders() external view returns (address[] memory) {
+        return _recorderList;
+    }
+
+    /// @inheritdoc IAgentRegistry
+    function recordersFrozen() external view returns (bool) {
+        return _frozen;
     }
 
     /// @inheritdoc IAgentRegistry

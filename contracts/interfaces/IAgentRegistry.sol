@@ -4,7 +4,8 @@ pragma solidity ^0.8.24;
 /// @title IAgentRegistry
 /// @notice On-chain identity of agora agents and their receipt-backed reputation.
 /// @dev Reputation is written only by recorder contracts (JobEscrow, PaymentChannels) when a paid
-///      settlement happens, so every data point is backed by tokens that actually moved.
+///      settlement happens, so every data point is backed by tokens that actually moved. The recorder set
+///      is fixed once at deployment (`freezeRecorders`) and can never change afterwards.
 interface IAgentRegistry {
     /// @notice What part an agent plays in the economy.
     enum Role {
@@ -50,10 +51,13 @@ interface IAgentRegistry {
     /// @param metadataURI The new URI.
     event MetadataUpdated(address indexed owner, string metadataURI);
 
-    /// @notice The registry owner allowed or disallowed a contract to record receipts.
+    /// @notice The owner proposed a settlement contract as a recorder (it records once frozen).
     /// @param recorder The contract.
-    /// @param allowed Whether it may record.
-    event RecorderSet(address indexed recorder, bool allowed);
+    event RecorderAdded(address indexed recorder);
+
+    /// @notice The recorder set was fixed for good and ownership given up.
+    /// @param recorders Every contract that may record receipts, now and forever.
+    event RecordersFrozen(address[] recorders);
 
     /// @notice A paid settlement was recorded for `subject`.
     /// @param subject The account that was paid (provider / channel recipient).
@@ -83,6 +87,24 @@ interface IAgentRegistry {
     /// @notice The zero address was given where an account is required.
     error ZeroAddress();
 
+    /// @notice The recorder set is already frozen: it can never change again.
+    error RecordersAlreadyFrozen();
+
+    /// @notice A recorder must be a contract (a settlement contract whose code anyone can read).
+    /// @param recorder The address without code.
+    error RecorderNotContract(address recorder);
+
+    /// @notice The contract was already proposed as a recorder.
+    /// @param recorder The contract.
+    error RecorderAlreadyAdded(address recorder);
+
+    /// @notice The recorder list is full.
+    /// @param max The most recorders a registry can have.
+    error TooManyRecorders(uint256 max);
+
+    /// @notice Freezing an empty recorder set would leave a registry that can never record.
+    error NoRecorders();
+
     /// @notice Register (or re-register) the caller's agent identity.
     /// @param agentAddress The uAgents address of the agent.
     /// @param role The agent's role.
@@ -93,10 +115,13 @@ interface IAgentRegistry {
     /// @param metadataURI The new URI.
     function updateMetadata(string calldata metadataURI) external;
 
-    /// @notice Allow or disallow a settlement contract to record receipts (registry owner only).
-    /// @param recorder The contract.
-    /// @param allowed Whether it may record.
-    function setRecorder(address recorder, bool allowed) external;
+    /// @notice Propose a settlement contract as a recorder (owner only, before `freezeRecorders`).
+    /// @dev A proposed recorder cannot record until the set is frozen.
+    /// @param recorder The contract (must have code).
+    function addRecorder(address recorder) external;
+
+    /// @notice Make the proposed recorders the recorder set for good, and renounce ownership (owner only, once).
+    function freezeRecorders() external;
 
     /// @notice Record a paid receipt for `subject` (recorder contracts only).
     /// @param subject The paid account.
@@ -114,6 +139,14 @@ interface IAgentRegistry {
     /// @param recorder The account.
     /// @return True when allowed.
     function isRecorder(address recorder) external view returns (bool);
+
+    /// @notice Every recorder proposed so far (after freezing: exactly the contracts that may record).
+    /// @return The recorder contracts, in the order they were added.
+    function recorders() external view returns (address[] memory);
+
+    /// @notice Whether the recorder set is fixed (only then can receipts be recorded).
+    /// @return True once `freezeRecorders` ran.
+    function recordersFrozen() external view returns (bool);
 
     /// @notice Raw reputation aggregates of an account.
     /// @param subject The account.

@@ -9,6 +9,12 @@ from typing import Any
 from web3.types import TxReceipt
 
 from marketplace.chain.base import ContractClient
+from marketplace.chain.client import ChainError
+
+
+class UnexpectedRecorders(ChainError):
+    """AgentRegistry's recorder set is not frozen to the deployment's settlement contracts: its reputation
+    aggregates could hold receipts no payment backs."""
 
 
 class AgentRole(IntEnum):
@@ -80,9 +86,17 @@ class AgentRegistryClient(ContractClient):
         """Change this signer's metadata URI."""
         await self._send(self.contract.functions.updateMetadata(metadata_uri))
 
-    async def set_recorder(self, recorder: str, allowed: bool) -> None:
-        """Allow or disallow a settlement contract to write receipts (registry owner only)."""
-        await self._send(self.contract.functions.setRecorder(self._cs(recorder), allowed))
+    async def add_recorder(self, recorder: str) -> None:
+        """Propose a settlement contract as a recorder (owner only, before the set is frozen)."""
+        await self._send(self.contract.functions.addRecorder(self._cs(recorder)))
+
+    async def freeze_recorders(self) -> list[str]:
+        """Fix the proposed recorders for good and renounce ownership (owner only, once); the frozen set."""
+        return self._one(
+            await self._send(self.contract.functions.freezeRecorders()),
+            "RecordersFrozen",
+            lambda a: [str(r) for r in a["recorders"]],
+        )
 
     async def record_receipt(self, subject: str, score: int, amount: int, job_ref: bytes) -> ReceiptRecorded:
         """Write a receipt directly (recorder contracts only: an account gets NotRecorder)."""
@@ -100,6 +114,23 @@ class AgentRegistryClient(ContractClient):
         """Whether an account may write receipts."""
         allowed: bool = await self.conn.call(self.contract.functions.isRecorder(self._cs(account)))
         return allowed
+
+    async def recorders(self) -> list[str]:
+        """The recorder contracts (once frozen: every address that may ever write a receipt)."""
+        found: list[str] = await self.conn.call(self.contract.functions.recorders())
+        return [self._cs(a) for a in found]
+
+    async def recorders_frozen(self) -> bool:
+        """Whether the recorder set is fixed for good (only then can receipts be written)."""
+        frozen: bool = await self.conn.call(self.contract.functions.recordersFrozen())
+        return frozen
+
+    async def require_recorders(self, expected: list[str]) -> None:
+        """Raise UnexpectedRecorders unless the set is frozen to exactly `expected` (the deployment's settlements)."""
+        found, frozen = await self.recorders(), await self.recorders_frozen()
+        if not frozen or [a.lower() for a in found] != [a.lower() for a in expected]:
+            state = "frozen" if frozen else "not frozen"
+            raise UnexpectedRecorders(f"AgentRegistry recorders are {found} ({state}); expected {expected}, frozen")
 
     async def reputation(self, subject: str) -> Reputation:
         """Receipt count, paid volume and volume-weighted score of an account."""

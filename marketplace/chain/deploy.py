@@ -145,8 +145,8 @@ def _deploy_escrow(ctx: DeployContext) -> Any:
         ctx.deployed["ValidatorStaking"].address,
         ESCROW_CONFIG.evaluation_window,
     )
-    # Reputation is receipt-backed: only settlement contracts may write it.
-    ctx.deployed["AgentRegistry"].setRecorder(escrow.address, True, sender=ctx.deployer)
+    # Reputation is receipt-backed: only settlement contracts may write it (fixed by _freeze_recorders).
+    ctx.deployed["AgentRegistry"].addRecorder(escrow.address, sender=ctx.deployer)
     return escrow
 
 
@@ -158,7 +158,7 @@ def _deploy_channels(ctx: DeployContext) -> Any:
         ctx.deployed["AgentRegistry"].address,
         CHANNELS_CONFIG.min_channel_duration,
     )
-    ctx.deployed["AgentRegistry"].setRecorder(channels.address, True, sender=ctx.deployer)
+    ctx.deployed["AgentRegistry"].addRecorder(channels.address, sender=ctx.deployer)
     return channels
 
 
@@ -194,6 +194,21 @@ DEPLOY_PLAN: list[tuple[str, DeployStep]] = [
     ("AdCampaigns", _deploy_ads),
 ]
 """Contracts in dependency order; later steps read earlier addresses from ctx.deployed."""
+
+RECORDERS = ("JobEscrow", "PaymentChannels")
+"""The settlement contracts AgentRegistry lets write reputation: fixed for good at the end of deployment."""
+
+
+def _freeze_recorders(ctx: DeployContext) -> None:
+    """Fix AgentRegistry's recorders to exactly RECORDERS; the deployer gives up its ownership in the same call.
+
+    Until this runs nothing can record; afterwards no key can add a recorder (docs/security.md, operator keys).
+    """
+    registry = ctx.deployed["AgentRegistry"]
+    expected = [ctx.deployed[name].address for name in RECORDERS]
+    if list(registry.recorders()) != expected:
+        raise DeployError(f"AgentRegistry recorders are {list(registry.recorders())}, expected {expected}")
+    registry.freezeRecorders(sender=ctx.deployer)
 
 
 @contextmanager
@@ -264,6 +279,7 @@ def _deploy(settings: DeploySettings) -> Deployment:
                 address=instance.address, abi_id=abi_id(abi), block=receipt.block_number, tx_hash=instance.txn_hash
             )
             abis[abi_id(abi)] = abi
+        _freeze_recorders(ctx)
         return Deployment(
             chain_id=provider.chain_id,
             network=settings.network,

@@ -1,5 +1,5 @@
 """Attacks on reputation: buying a rank with a sybil's dust payment, with volume paid to oneself, with receipts
-from an appointed recorder, or with a ring of funded addresses.
+from a recorder the deployer appoints after deployment, or with a ring of funded addresses.
 
 Payments are real channel claims and escrow jobs on anvil; the registry reads them back from the chain
 (ChainReputation) and ranks the agents in its store, as `agora registry serve` does.
@@ -26,9 +26,10 @@ from marketplace.chain import (
     SignedVoucher,
     TokenClient,
 )
+from marketplace.chain import Reputation as ChainAggregate
 from marketplace.registry import RegistryStore, Reputation, SearchQuery
 from marketplace.registry.reputation import ChainReputation, ReputationPolicy
-from tests.contracts.conftest import AGT, Actors, block_time, clients_for
+from tests.contracts.conftest import AGT, Actors, block_time, clients_for, expect_revert
 from tests.registry.conftest import identity, make_card
 
 pytestmark = pytest.mark.chain
@@ -168,19 +169,26 @@ async def test_escrowSelfDealing_singleClientDoesNotReachTopRank(conn: ChainConn
 async def test_recorderAppointedByOwner_cannotWriteReputation(
     chain: LocalChain, conn: ChainConnection, actors: Actors
 ) -> None:
-    """The AgentRegistry owner makes its own account a recorder and writes Carol 10_000 AGT of receipts.
+    """The deployer's key (AgentRegistry's owner at deployment) tries to make itself, then a contract it
+    controls, a reputation recorder, and to take the registry's ownership back.
 
-    Before: the registry ranked by AgentRegistry's aggregates, so receipts no token backed scored a perfect
-    10_000. Now only receipts the deployment's settlement contracts wrote, with the payer their logs name,
-    count.
+    Before: the owner could call setRecorder(any address, true) at any time and write Carol 10_000 AGT of
+    receipts no token backed, which AgentRegistry's aggregates (what any other reader of the chain sees)
+    scored a perfect 10_000. Now the deployment fixes the recorders to JobEscrow and PaymentChannels and gives
+    up ownership in the same call: every change reverts, and the aggregates hold only paid receipts.
     """
-    owner = AgentRegistryClient(conn)
-    await owner.set_recorder(chain.treasury.address, True)
-    for i in range(3):
-        await owner.record_receipt(actors.carol.address, 100, 10_000 * AGT, bytes([i + 1]) * 32)
-    assert (await owner.reputation(actors.carol.address)).score_bps == 10_000  # the chain's aggregate
+    deployer = AgentRegistryClient(conn)  # signs as the treasury, which deployed the set
+    assert deployer.conn.account.address == chain.deployment.deployer
+    await expect_revert("RecordersAlreadyFrozen", deployer.add_recorder(chain.deployment.address("AdCampaigns")))
+    await expect_revert("RecordersAlreadyFrozen", deployer.freeze_recorders())
+    take_back = conn.send(deployer.contract.functions.transferOwnership(chain.treasury.address))
+    await expect_revert("OwnableUnauthorizedAccount", take_back)
+    forged = deployer.record_receipt(actors.carol.address, 100, 10_000 * AGT, b"\x01" * 32)
+    await expect_revert("NotRecorder", forged)
 
-    assert await ChainReputation(owner).reputation(actors.carol.address) == Reputation()
+    assert await deployer.reputation(actors.carol.address) == ChainAggregate(0, 0, 0)
+    assert await ChainReputation(deployer).reputation(actors.carol.address) == Reputation()
+    await deployer.require_recorders([chain.deployment.address(name) for name in ("JobEscrow", "PaymentChannels")])
 
 
 async def test_sybilRing_needsThirtyFiveFundedPayersForTopRank(
