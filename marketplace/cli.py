@@ -172,18 +172,33 @@ def demo(
     list_scenarios: Annotated[
         bool, typer.Option("--list", help="List the embedded scenarios (run one by name) and exit.")
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Keep the chain, registry and live dashboard up during and after the run, until Ctrl-C."
+        ),
+    ] = False,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="With --serve: the dashboard's port (default: 8700, or a free one)."),
+    ] = None,
 ) -> None:
     """Run an economy scenario (a YAML file or an embedded scenario's name) on a fresh local chain with the
-    registry and every agent, then write the report."""
+    registry and every agent, then write the report. With --serve, watch it live in the dashboard."""
+    if port is not None and not serve:
+        raise ValueError("--port is the dashboard's port: use it with --serve")
     if list_scenarios:
         from marketplace.sim.scenario import embedded_scenarios
 
         for name, description in embedded_scenarios().items():
             console.print(f"{name:<12} {description}", highlight=False)
         return
-    from marketplace.sim.runner import run_demo
+    from marketplace.sim.runner import ServeOptions, run_demo
 
-    run_demo(scenario, out, console, frozenset(processes or ()))
+    options = ServeOptions(port=port) if serve else None
+    run_demo(scenario, out, console, frozenset(processes or ()), options)
+    if serve:
+        console.print("stopped: agents, registry, dashboard and chain")
 
 
 scenario_app = typer.Typer(help="Scenario files for `agora demo`.")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.capabilities.control import Empty
 from agents.capabilities.federated.client import ClientOptions
 from agents.capabilities.federated.sponsor import Sponsorship
-from agents.markets.plugin import EconomyContext, Market, Participant, Phase, Refund
+from agents.markets.plugin import EconomyContext, Market, MarketPanel, Participant, Phase, Refund
 from agents.roles import seller, user, validator
 from agents.roles.seller import Sponsor
 from agents.roles.validator import JobId
@@ -226,6 +226,19 @@ class FederatedMarket(Market):
             ("federated dropouts survived", str(dropped)),
             ("most ε spent by a user", f"{max(data.get('epsilon', {}).values(), default=0.0):.2f}"),
         ]
+
+    def panel(self, data: dict[str, Any]) -> MarketPanel | None:
+        """One row per round: participants, survivors, dropouts, held-out AUC and rewards paid (AGT)."""
+        if not data.get("rounds"):
+            return None
+        rows: list[list[str | int | float]] = [[0, "version 0", "", "", round(data.get("initial_metric", 0.0), 4), ""]]
+        for r in data["rounds"]:
+            status = "completed" if r["completed"] else f"aborted: {r['reason']}"
+            paid = f"{sum(r['rewards'].values()) / AGT:g}"
+            rows.append([r["round"], status, r["participants"], r["dropped"], round(r["metric"], 4), paid])
+        note = f"job {data.get('job')} sponsored by {data.get('sponsor')}, aggregated by {data.get('aggregator')}"
+        columns = ["round", "status", "participants", "dropped", "held-out AUC", "rewards (AGT)"]
+        return MarketPanel(title="Federated rounds", columns=columns, rows=rows, note=note)
 
 
 MARKET = FederatedMarket()

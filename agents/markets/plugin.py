@@ -81,6 +81,17 @@ class Ledger:
     """Free-form report sections by market name."""
 
 
+class MarketPanel(BaseModel):
+    """A market's live view for the dashboard: a titled table (cells are text or numbers) and a note."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str
+    columns: list[str]
+    rows: list[list[str | int | float]] = []
+    note: str = ""
+
+
 class EconomyContext(Protocol):
     """What a phase may do: command agents, look up participants, inject faults, read the chain, record results."""
 
@@ -167,3 +178,9 @@ class Market(ABC):
     def summary(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         """(measure, value) rows of this market's report section for the terminal summary."""
         return []
+
+    def panel(self, data: dict[str, Any]) -> MarketPanel | None:
+        """This market's table on the live dashboard, from its report section as recorded so far (None: no panel).
+
+        Called repeatedly while the economy runs, so `data` may be empty or partial."""
+        return None

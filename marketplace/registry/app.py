@@ -19,6 +19,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from marketplace.chain.manifest import Deployment
 from marketplace.registry.events import ChainWatcher, EventFeed, contract_sources
+from marketplace.registry.live import EconomyView
 from marketplace.registry.models import EventList, Health, Reputation, SearchQuery
 from marketplace.registry.openapi import openapi_document
 from marketplace.registry.reputation import ChainReputation, ReputationSource, StaticReputation
@@ -121,12 +122,14 @@ class RegistryService:
         reputation: ReputationSource,
         feed: EventFeed,
         clock: Callable[[], float] = time.time,
+        economy: EconomyView | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.reputation = reputation
         self.feed = feed
         self.clock = clock
+        self.economy = economy or EconomyView()
         self.watcher: ChainWatcher | None = None
         self.registry_id = settings.registry_id or ""
         """Set when the app starts: the configured id, else the database's."""
@@ -167,6 +170,8 @@ class RegistryService:
             raise ApiError(exc.status, exc.code, exc.message) from None
         self.feed.notify("agents", json.dumps({"action": write.action, "address": write.address}))
         if write.card is not None:
+            # The card's owner account is whose tokens the economy chart counts under the card's role.
+            self.economy.label(write.card.owner, write.card.name or write.card.address, write.card.role)
             self._spawn(self.refresh_reputation([write.card.owner]))
         return write, now + self.settings.ttl
 
@@ -226,6 +231,8 @@ class RegistryService:
 
 
 SERVICE = web.AppKey("service", RegistryService)
+ECONOMY = web.AppKey("economy", EconomyView)
+"""The app's economy view; the in-process `agora demo --serve` runner publishes its run figures into it."""
 
 # --- handlers ----------------------------------------------------------------------------------
 
@@ -348,6 +355,13 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def economy(request: web.Request) -> web.Response:
+    """GET /v1/economy: balances by role over time, channels, escrow jobs, disputes, lineage, the run's panels."""
+    if request.query:
+        raise ApiError(422, "invalid_query", "this endpoint takes no query parameters")
+    return web.json_response(request.app[ECONOMY].snapshot(), headers={"Cache-Control": "no-store"})
+
+
 async def health(request: web.Request) -> web.Response:
     """GET /v1/health."""
     service = request.app[SERVICE]
@@ -370,7 +384,11 @@ def _static(name: str) -> str:
     return resources.files("marketplace.registry").joinpath("static", name).read_text()
 
 
-_CONTENT_TYPES = {"dashboard.css": "text/css", "dashboard.js": "application/javascript"}
+_CONTENT_TYPES = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "application/javascript",
+    "economy.js": "application/javascript",
+}
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -403,6 +421,11 @@ def create_app(
         raise ValueError(f"registry_id {settings.registry_id!r} must match {REGISTRY_ID_PATTERN}")
     app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body_bytes)
     feed = feed or EventFeed()
+    view = EconomyView()
+    feed.observe(view.fold)
+    if settings.deployment is not None:
+        view.label_contracts({name: c.address for name, c in settings.deployment.contracts.items()})
+    app[ECONOMY] = view
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own_store = store is None
@@ -413,7 +436,7 @@ def create_app(
             w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_url, request_kwargs={"timeout": 10}))
             if reputation is None and "AgentRegistry" in settings.deployment.contracts:
                 source = ChainReputation.for_deployment(w3, settings.deployment)
-        service = RegistryService(settings, opened, source, feed, clock)
+        service = RegistryService(settings, opened, source, feed, clock, view)
         service.registry_id = settings.registry_id or await opened.registry_id()
         if w3 is not None and settings.deployment is not None:
             service.watcher = ChainWatcher(
@@ -453,6 +476,7 @@ def create_app(
     app.router.add_get("/v1/resolve/{address}", resolve)
     app.router.add_get("/v1/events", recent_events)
     app.router.add_get("/v1/events/stream", event_stream)
+    app.router.add_get("/v1/economy", economy)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/", dashboard)
@@ -460,4 +484,4 @@ def create_app(
     return app
 
 
-__all__ = ["SERVICE", "RegistryService", "RegistrySettings", "Reputation", "create_app"]
+__all__ = ["ECONOMY", "SERVICE", "RegistryService", "RegistrySettings", "Reputation", "create_app"]

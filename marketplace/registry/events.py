@@ -42,6 +42,11 @@ class EventFeed:
         self._seen: set[str] = set()
         self._subscribers: set[asyncio.Queue[tuple[str, str] | None]] = set()
         self._queue_size = queue_size
+        self._observers: list[Callable[[EconomyEvent], None]] = []
+
+    def observe(self, observer: Callable[[EconomyEvent], None]) -> None:
+        """Call observer with every new event, once, in the order published (the economy view folds them)."""
+        self._observers.append(observer)
 
     def publish(self, event: EconomyEvent) -> None:
         """Record an event (once per id) and push it to every subscriber."""
@@ -51,6 +56,8 @@ class EventFeed:
             self._seen.discard(self._history[0].id)
         self._history.append(event)
         self._seen.add(event.id)
+        for observer in self._observers:
+            observer(event)
         self._push("chain", event.model_dump_json())
 
     def notify(self, kind: str, payload: str) -> None:
@@ -122,6 +129,9 @@ def _summarize(contract: str, event: str, args: dict[str, Any]) -> str:
 def _render(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if isinstance(value, list | tuple):
+        # Arrays (a committee's members and weights) as comma-separated items, parseable without eval.
+        return ",".join(_render(item) for item in value)
     return str(value)
 
 

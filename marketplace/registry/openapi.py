@@ -199,6 +199,20 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
                 },
             }
         },
+        "/v1/economy": {
+            "get": {
+                "operationId": "economy",
+                "summary": "Read-only economy view: balances by role per block, channels, escrow jobs, disputes, "
+                "lineage, and the figures an in-process `agora demo --serve` run published.",
+                "responses": {
+                    "200": {
+                        "description": "The view.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_errors(422),
+                },
+            }
+        },
         "/v1/health": {
             "get": {
                 "operationId": "health",

@@ -74,6 +74,7 @@ class Economy:
         workdir: Path,
         progress: Progress | None = None,
         processes: frozenset[str] = frozenset(),
+        registry_url: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.chain = chain
@@ -81,7 +82,10 @@ class Economy:
         self._progress = progress or (lambda phase, done, total: None)
         self.processes = processes
         """Roles whose agents run in child processes (over HTTP) instead of this one."""
+        self.registry_url = registry_url
+        """A registry that outlives the run (`agora demo --serve`); None: the run serves its own."""
         self.seed = scenario.seed
+        self.current_phase = ""
         self.ledger = Ledger()
         self.members: dict[str, Member] = {}
         self.log_level = logging.WARNING
@@ -144,6 +148,9 @@ class Economy:
     # --- set-up -----------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _registry(self) -> AsyncIterator[str]:
+        if self.registry_url is not None:
+            yield self.registry_url
+            return
         settings = RegistrySettings(database_url=f"sqlite+aiosqlite:///{self.workdir / 'registry.sqlite3'}", ttl=3600)
         runner = web.AppRunner(create_app(settings), access_log=None)
         await runner.setup()
@@ -249,6 +256,7 @@ class Economy:
         return staged
 
     async def _run_phase(self, phase: Phase) -> None:
+        self.current_phase = phase.name
         if not phase.faults_inside:
             for name in self.faults(phase.name):
                 await self.kill(name)
