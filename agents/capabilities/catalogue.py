@@ -100,6 +100,20 @@ class ModelCatalogue(Capability):
         self.entries.put(model_id, entry)
         return entry
 
+    async def reprice(self, model_id: str, price_per_call: int) -> CatalogueEntry:
+        """Sell a served model at a new list price per call from now on (never below its reserve); the price hint
+        in ModelRegistry follows. Quotes use it at once; the registry card shows it once republished."""
+        entry = self.entries.get(model_id)
+        if entry is None:
+            raise KeyError(f"model {model_id!r} is not served here")
+        if price_per_call < entry.floor_per_call:
+            raise ValueError(f"price {price_per_call} is below the reserve of {entry.floor_per_call}")
+        per_job = self.training.price if self.training else 0
+        await self.settlement.model_registry.set_price_hints(entry.chain_id, price_per_call, per_job)
+        entry.price_per_call = price_per_call
+        self.entries.put(model_id, entry)
+        return entry
+
     def get(self, model_id: str) -> CatalogueEntry | None:
         """The served model with this id."""
         return self.entries.get(model_id)

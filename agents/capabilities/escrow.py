@@ -20,6 +20,7 @@ from uagents import Context
 from agents.base import AgoraAgent, RemoteError
 from agents.capabilities.catalogue import ModelCatalogue
 from agents.capabilities.kit import Capability, Handlers
+from agents.capabilities.mandate import MandateGuard
 from agents.capabilities.negotiation import BuyerLimits, NegotiationBuyer
 from agents.mods import Rejected
 from agents.offload import offload
@@ -114,23 +115,45 @@ class FundedJob(Record):
 
 
 class EscrowClient(Capability):
-    """Buys training jobs: `fund(seller, plan)` negotiates and escrows; `deliver(job_id)` gets it trained and graded."""
+    """Buys training jobs: `fund(seller, plan)` negotiates and escrows; `deliver(job_id)` gets it trained and graded.
 
-    def __init__(self, agent: AgoraAgent, settlement: Settlement, negotiation: NegotiationBuyer, seed: int) -> None:
+    With a `guard`, the agreed price is checked against the user's mandate (job kind `training`) before any
+    transaction is sent.
+    """
+
+    def __init__(
+        self,
+        agent: AgoraAgent,
+        settlement: Settlement,
+        negotiation: NegotiationBuyer,
+        seed: int,
+        guard: MandateGuard | None = None,
+    ) -> None:
         super().__init__(agent)
         self.settlement = settlement
         self.negotiation = negotiation
         self.seed = seed
+        self.guard = guard
+        if guard is not None and guard.terms.spender.lower() != settlement.account.lower():
+            raise ValueError("the mandate governs another account than this agent's")
         self.jobs = Repository(agent.store, "escrow.client", FundedJob)
 
     async def fund(self, seller: AgentEntry, plan: TrainingPlan) -> TrainingOutcome:
-        """Negotiate with `seller`, choose an evaluator, create and fund the JobEscrow job."""
+        """Negotiate with `seller`, choose an evaluator, create and fund the JobEscrow job.
+
+        Raises MandateExceeded (before any transaction) when the mandate does not allow paying the agreed price.
+        """
         outcome = TrainingOutcome(seller=seller.card.name or seller.card.address)
         job = JobSpec(kind="training", model_id=plan.base_model_id, units=1)
         limits = BuyerLimits(opening=plan.opening, budget=plan.budget)
         deal = await self.negotiation.negotiate([seller.card.address], job, limits)
         if deal is None:
             return outcome
+        if self.guard is not None:
+            await self.guard.authorize(seller.card.owner, plan.base_model_id, "training", deal.price)
+            # Counted now, with no await since the check: a concurrent spend cannot slip past it. A transaction
+            # failing later leaves it counted, so the mandate errs towards spending less.
+            self.guard.record(seller.card.owner, deal.price)
         outcome.price = deal.price
         s = self.settlement
         evaluator = await self._evaluator(

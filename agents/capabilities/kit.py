@@ -62,6 +62,16 @@ def _not_offered(model: type[Model]) -> Handler:
     return refuse
 
 
+_COMPOSED = "_agora_composed"
+"""The agent attribute holding what `compose` gave it (on the agent, so it lives and dies with it)."""
+
+
+def composed(agent: AgoraAgent) -> tuple[Capability, ...]:
+    """The capabilities `compose` gave `agent`, in order (so tools and reports can find a role's capabilities)."""
+    found: tuple[Capability, ...] = getattr(agent, _COMPOSED, ())
+    return found
+
+
 def compose(agent: AgoraAgent, *capabilities: Capability) -> AgoraAgent:
     """Include every capability's handlers into `agent`, one protocol per (spec, role), and return it."""
     merged: dict[tuple[str, str], tuple[ProtocolSpecification, dict[type[Model], Handler]]] = {}
@@ -78,6 +88,7 @@ def compose(agent: AgoraAgent, *capabilities: Capability) -> AgoraAgent:
         for model in (spec.roles or {}).get(role, set()):
             table.setdefault(model, _not_offered(model))
         agent.include(spec_protocol(spec, role, table))
+    setattr(agent, _COMPOSED, (*composed(agent), *capabilities))
     return agent
 
 

@@ -9,60 +9,18 @@ No tool takes or returns key material, and no tool takes a payee address: seller
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from agents.base import AgoraAgent, RemoteError
+from agents.base import AgoraAgent
 from agents.capabilities.inference import InferenceClient, InferencePlan
-from agents.capabilities.mandate import MandateExceeded, MandateGuard
-from agents.state import Record, Repository
-from agents.transport import DeliveryError
-from marketplace.chain import ContractRevert
+from agents.capabilities.mandate import MandateGuard
+from agents.tools.base import NoArguments, ToolCallRecord, Toolkit, ToolReport, Transcript
 from marketplace.ml import ModelKind
 
+__all__ = ["NoArguments", "ToolCallRecord", "ToolReport", "ToolSettings", "Transcript", "UserToolkit"]
+
 MAX_CALLS_PER_PURCHASE = 100
-
-
-class ToolCallRecord(Record):
-    """One tool call as the transcript keeps it: which tool, its arguments, whether it worked, what it said."""
-
-    seq: int
-    tool: str
-    args: dict[str, object]
-    ok: bool
-    result: str
-    at: float
-
-
-class Transcript:
-    """Every tool call of an agent and its outcome, in order, in the agent's store (it survives restarts)."""
-
-    def __init__(self, agent: AgoraAgent) -> None:
-        self._agent = agent
-        self._calls = Repository(agent.store, "tools.transcript", ToolCallRecord)
-
-    def log(self, tool: str, args: dict[str, object], ok: bool, result: str) -> ToolCallRecord:
-        """Append one call; the stored record."""
-        seq = len(self._calls)
-        record = ToolCallRecord(seq=seq, tool=tool, args=args, ok=ok, result=result, at=self._agent.clock.now())
-        self._calls.put(f"{seq:08d}", record)
-        return record
-
-    def entries(self) -> list[ToolCallRecord]:
-        """Every call so far, oldest first."""
-        return self._calls.values()
-
-
-class ToolReport(BaseModel):
-    """What a report shows of an LLM-driven agent: its tool calls and its spend against its mandate."""
-
-    calls: list[ToolCallRecord]
-    mandate_id: str | None = None
-    budget: int | None = None
-    spent: int = 0
-    spent_by_counterparty: dict[str, int] = {}
 
 
 class ToolSettings(BaseModel):
@@ -90,16 +48,7 @@ class BuyInference(BaseModel):
     max_per_call: int = Field(gt=0, description="Most to pay per call, in token base units.")
 
 
-class NoArguments(BaseModel):
-    """This tool takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-Action = Callable[[BaseModel], Awaitable[str]]
-
-
-class UserToolkit:
+class UserToolkit(Toolkit):
     """The user's LangChain tools over its InferenceClient (and so its guarded ChannelPayer)."""
 
     def __init__(
@@ -109,66 +58,24 @@ class UserToolkit:
         guard: MandateGuard | None = None,
         settings: ToolSettings | None = None,
     ) -> None:
-        self.agent = agent
+        super().__init__(agent, guard)
         self.client = client
-        self.guard = guard
         self.settings = settings or ToolSettings()
-        self.transcript = Transcript(agent)
-
-    def report(self) -> ToolReport:
-        """The transcript and the spend against the mandate (for an operator command or the economy report)."""
-        if self.guard is None:
-            return ToolReport(calls=self.transcript.entries())
-        spent = self.guard.spent()
-        return ToolReport(
-            calls=self.transcript.entries(),
-            mandate_id=self.guard.terms.mandate_id,
-            budget=self.guard.terms.total_budget,
-            spent=spent.total,
-            spent_by_counterparty=spent.by_counterparty,
-        )
 
     def tools(self) -> list[BaseTool]:
         """search_sellers, buy_inference, check_balance, list_channels."""
         return [
-            self._tool("search_sellers", SearchSellers, self._search, "List sellers of inference on a model kind."),
-            self._tool(
+            self.tool("search_sellers", SearchSellers, self._search, "List sellers of inference on a model kind."),
+            self.tool(
                 "buy_inference",
                 BuyInference,
                 self._buy,
                 "Buy inference calls on a model kind, paying at most max_per_call base units per call "
                 "(the user's mandate is enforced).",
             ),
-            self._tool("check_balance", NoArguments, self._balance, "Token balance and what the mandate leaves."),
-            self._tool("list_channels", NoArguments, self._channels, "Payment channels this agent opened."),
+            self.tool("check_balance", NoArguments, self._balance, "Token balance and what the mandate leaves."),
+            self.tool("list_channels", NoArguments, self._channels, "Payment channels this agent opened."),
         ]
-
-    def _tool(self, name: str, schema: type[BaseModel], action: Action, description: str) -> BaseTool:
-        async def run(**kwargs: object) -> str:
-            try:
-                args = schema.model_validate(kwargs)
-            except ValidationError as exc:
-                return self._refuse(name, kwargs, "invalid_arguments", _first_error(exc))
-            try:
-                result = await action(args)
-            except MandateExceeded as exc:
-                return self._refuse(name, kwargs, "mandate_exceeded", str(exc))
-            except (LookupError, ValueError, ContractRevert, RemoteError, DeliveryError, TimeoutError) as exc:
-                return self._refuse(name, kwargs, "failed", f"{type(exc).__name__}: {exc}")
-            self.transcript.log(name, dict(kwargs), True, result)
-            return result
-
-        def invalid(exc: ValidationError) -> str:
-            return self._refuse(name, {}, "invalid_arguments", _first_error(exc))
-
-        return StructuredTool.from_function(
-            coroutine=run, name=name, description=description, args_schema=schema, handle_validation_error=invalid
-        )
-
-    def _refuse(self, tool: str, args: dict[str, object], code: str, reason: str) -> str:
-        message = f"error[{code}]: {reason}"
-        self.transcript.log(tool, dict(args), False, message)
-        return message
 
     async def _search(self, args: BaseModel) -> str:
         assert isinstance(args, SearchSellers)
@@ -220,9 +127,3 @@ class UserToolkit:
             for cid, c in self.client.payer.channels.items()
         ]
         return "\n".join(rows) if rows else "no channels"
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "arguments"
-    return f"{where}: {error['msg']}"
