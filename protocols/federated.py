@@ -1,7 +1,8 @@
 """Federated learning messages: a sponsor's job, an aggregator's invitations and secure-aggregation rounds.
 
 A sponsor escrows a reward budget in FederatedRewards naming an aggregator (a staked validator) and the hash of
-`FederatedPlan`; it sends the aggregator the plan with grants to the base model and a held-out set. The
+`FederatedPlan`; it sends the aggregator the plan with grants to the base model and a held-out set, signed by
+its settlement account (so the aggregator hands new versions only to the agent of the job's sponsor). The
 aggregator invites users with the plan and a signature of its settlement account (so a user knows it talks
 to the agent the chain names); users that join train on their own data with DP-SGD and take part in a
 secure-aggregation round (keys, encrypted shares, a masked update by reference, unmasking shares). The
@@ -47,12 +48,16 @@ class FederatedPlan(Model):
 
 
 class FederatedAssignment(Model):
-    """A sponsor hands FederatedRewards job `job_id` to its aggregator: the plan, the base weights, held-out data."""
+    """A sponsor hands FederatedRewards job `job_id` to its aggregator: the plan, the base weights, held-out data.
+
+    `signature` is the sponsor's settlement account's EIP-191 signature of `assignment_text(job_id, sponsor agent
+    address)`, checked against the sponsor FederatedRewards names: new versions go only to that agent."""
 
     job_id: int
     plan: FederatedPlan
     model: BlobRef
     heldout: BlobRef
+    signature: str
 
 
 class AssignmentAccepted(Model):
@@ -183,6 +188,11 @@ class VersionRegistered(Model):
     model_id: str
 
 
+def assignment_text(job_id: int, sponsor: str) -> str:
+    """What a sponsor's settlement account signs to show that agent `sponsor` speaks for job `job_id`."""
+    return f"agora-federated-assignment:{job_id}:{sponsor}"
+
+
 def invite_text(job_id: int, aggregator: str) -> str:
     """What an aggregator's settlement account signs to show that agent `aggregator` runs job `job_id`."""
     return f"agora-federated-invite:{job_id}:{aggregator}"
@@ -190,7 +200,7 @@ def invite_text(job_id: int, aggregator: str) -> str:
 
 SPEC = ProtocolSpecification(
     name="agora-federated",
-    version="1.0.0",
+    version="1.1.0",
     interactions={
         FederatedAssignment: {AssignmentAccepted, ErrorReply},
         FederatedInvite: {FederatedJoin, ErrorReply},

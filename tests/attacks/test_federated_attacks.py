@@ -1,8 +1,9 @@
 """Attacks on the federated market and on data by reference, against real agents and contracts.
 
-An impostor posing as a job's aggregator, an invitation that weakens the plan the chain committed to, round
-messages from a stranger, a forged model version sent to the sponsor, and an unstaked account asking a seller
-for its weights: each is refused before the user trains, the sponsor registers, or the seller grants anything.
+An impostor posing as a job's aggregator, an impostor posing as a job's sponsor (to be handed its versions), an
+invitation that weakens the plan the chain committed to, round messages from a stranger, a forged model version
+sent to the sponsor, and an unstaked account asking a seller for its weights: each is refused before the user
+trains, the aggregator takes the job, the sponsor registers, or the seller grants anything.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from eth_account.messages import encode_defunct
 
 from agents.base import AgoraAgent, RemoteError
 from agents.capabilities.control import Empty
+from agents.capabilities.federated.aggregator import Assignment
 from agents.capabilities.federated.client import ClientOptions
 from agents.capabilities.federated.plan import plan_hash
 from agents.capabilities.federated.sponsor import Sponsorship
@@ -26,11 +28,14 @@ from agents.roles.base import PUBLISH_CARD
 from agents.roles.seller import BUILD_MODELS, SPONSOR_FEDERATED, BuildModels, ModelOffer, Sponsor
 from agents.roles.user import PRIVACY_SPENT
 from agents.roles.validator import RUN_FEDERATED, JobId
+from agents.state import Repository
 from agents.testing.doubles import Probe
-from marketplace.chain.federated import FederatedRewardsClient
+from marketplace.chain.federated import FederatedRewardsClient, FederatedTerms
 from protocols.blobs import BlobGrant, BlobRef, GrantRequest, grant_request_text
 from protocols.errors import ErrorReply
 from protocols.federated import (
+    AssignmentAccepted,
+    FederatedAssignment,
     FederatedInvite,
     FederatedJoin,
     FederatedPlan,
@@ -38,6 +43,7 @@ from protocols.federated import (
     RoundKeys,
     RoundStart,
     VersionRegistered,
+    assignment_text,
     invite_text,
 )
 from tests.attacks.agent_world import chain, economy
@@ -86,6 +92,31 @@ async def test_impostorAggregatorInvitationRefused(economy: World) -> None:
                                 (FederatedJoin,))  # fmt: skip
     assert isinstance(answer, ErrorReply)
     assert "aggregator" in answer.detail
+
+
+async def test_impostorSponsorAssignmentRefused(economy: World) -> None:
+    """A stranger hands the aggregator a real, not yet assigned job (so the new versions would be granted to it):
+    with its own key, or replaying the sponsor's signature made for the sponsor's agent, it is refused and the
+    aggregator keeps nothing of it."""
+    sponsor, aggregator, _, _, plan = await _job(economy)
+    funds = economy.settlement(sponsor.keys)
+    await funds.token.approve(funds.federated.address, AGT)
+    terms = FederatedTerms(aggregator.keys.eth_address, AGT, await funds.chain_time() + 3_600, 86_400, plan_hash(plan))
+    job_id = (await funds.federated.create_job(terms)).job_id
+    impostor = Probe.create(economy.workdir / "impostor-sponsor", name="impostor-sponsor")
+    await impostor.start()
+    economy.started.append(impostor)
+    ref = BlobRef(blob_id=plan.model_hash, size=4, owner=impostor.address, grant=_dummy_grant(impostor))
+    stranger = economy.chain.accounts[5]
+    for key, signed_for in ((stranger.key, impostor.address), (sponsor.keys.account.key, sponsor.address)):
+        signature = Account.sign_message(encode_defunct(text=assignment_text(job_id, signed_for)), key).signature
+        assignment = FederatedAssignment(job_id=job_id, plan=plan, model=ref, heldout=ref,
+                                         signature="0x" + signature.hex())  # fmt: skip
+        answer = await impostor.ask(aggregator.address, assignment, (AssignmentAccepted,))
+        assert isinstance(answer, ErrorReply)
+        assert answer.code == "unauthorized"
+        assert "sponsor" in answer.detail
+    assert Repository(aggregator.store, "federated.assignment", Assignment).get(str(job_id)) is None
 
 
 async def test_invitationWithWeakerPrivacyThanCommittedRefused(economy: World) -> None:

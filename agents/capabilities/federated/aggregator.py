@@ -1,9 +1,10 @@
 """The aggregator of a federated job: a staked validator the FederatedRewards job names, which runs the rounds.
 
-It takes a job only when the chain names it and the plan matches the job's spec hash; it invites registered
-users with a signature of its settlement account, runs each round's secure aggregation (it relays keys and
-sealed shares, fetches masked updates by reference, asks survivors for unmasking shares) and so learns only the
-sum. A round that falls below the threshold aborts: no reward, no model. A completed round updates the global
+It takes a job only when the chain names it, the assignment is signed by the job's sponsor account for the
+agent that sent it (new versions go to that agent only), and the plan matches the job's spec hash; it invites
+registered users with a signature of its settlement account, runs each round's secure aggregation (it relays
+keys and sealed shares, fetches masked updates by reference, asks survivors for unmasking shares) and so learns
+only the sum. A round that falls below the threshold aborts: no reward, no model. A completed round updates the global
 model (FedAvg of the survivors' clipped updates), is scored on the sponsor's held-out data, pays its survivors
 through a Merkle root posted on chain, and goes to the sponsor as a new model version.
 """
@@ -71,6 +72,7 @@ from protocols.federated import (
     SealedShare,
     UnmaskShares,
     VersionRegistered,
+    assignment_text,
     invite_text,
 )
 
@@ -143,6 +145,7 @@ class FederatedAggregator(Capability):
             raise Rejected(ErrorCode.REJECTED, "no such federated job on chain") from exc
         if job.aggregator.lower() != self.settlement.account.lower():
             raise Rejected(ErrorCode.REJECTED, "the job names another aggregator")
+        _require_sponsor(msg, sender, job.sponsor)
         if plan_hash(msg.plan) != job.spec_hash:
             raise Rejected(ErrorCode.REJECTED, "the plan is not the one the job committed to on chain")
         if msg.plan.rounds * msg.plan.reward_per_round > job.budget:
@@ -348,6 +351,17 @@ class FederatedAggregator(Capability):
                 await self.agent.send(address, result)
             except (DeliveryError, OSError) as err:
                 self.agent.logger.info("round result to %s undelivered: %s", address[:16], err)
+
+
+def _require_sponsor(msg: FederatedAssignment, sender: str, sponsor: str) -> None:
+    """Refuse an assignment not signed, for agent `sender`, by the account the chain names as the job's sponsor."""
+    try:
+        signer = Account.recover_message(encode_defunct(text=assignment_text(msg.job_id, sender)),
+                                         signature=msg.signature)  # fmt: skip
+    except ValueError as exc:
+        raise Rejected(ErrorCode.UNAUTHORIZED, "undecodable assignment signature") from exc
+    if signer.lower() != sponsor.lower():
+        raise Rejected(ErrorCode.UNAUTHORIZED, "the assignment is not from the job's sponsor")
 
 
 def _rotate(members: list[str], number: int, count: int) -> list[str]:

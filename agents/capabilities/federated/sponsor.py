@@ -2,9 +2,10 @@
 
 The sponsor starts a fresh model, lists it (version 0), escrows `rounds × reward_per_round` in FederatedRewards
 naming a staked validator as aggregator and the plan's hash, and hands the aggregator the plan with grants to
-the weights and to held-out data it made for judging. Each completed round's model comes back as a new version,
-registered in ModelRegistry as a child of the previous one with the round's contributors sharing its royalties.
-After the claim window the sponsor takes back what nobody earned or claimed.
+the weights and to held-out data it made for judging, signed by the account that escrowed (the job's sponsor
+on chain), so the aggregator sends the versions to this agent and no other. Each completed round's model comes
+back as a new version, registered in ModelRegistry as a child of the previous one with the round's contributors
+sharing its royalties. After the claim window the sponsor takes back what nobody earned or claimed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 from pydantic import BaseModel
 from uagents import Context, Model
@@ -35,6 +38,7 @@ from protocols.federated import (
     FederatedPlan,
     NewModelVersion,
     VersionRegistered,
+    assignment_text,
 )
 
 CONTRIBUTOR_BPS = 2_000
@@ -116,9 +120,11 @@ class FederatedSponsor(Capability):
         created = await s.federated.create_job(
             FederatedTerms(aggregator.owner, budget, deadline, request.claim_window, plan_hash(plan))
         )
+        text = assignment_text(created.job_id, self.agent.address)
+        signature = Account.sign_message(encode_defunct(text=text), s.conn.account.key).signature
         assignment = FederatedAssignment(
             job_id=created.job_id, plan=plan, model=self.agent.blobs.grant(entry.content_hash, aggregator.address),
-            heldout=self.agent.blobs.grant(heldout_id, aggregator.address),
+            heldout=self.agent.blobs.grant(heldout_id, aggregator.address), signature="0x" + signature.hex(),
         )  # fmt: skip
         await self.agent.request(aggregator.address, assignment, AssignmentAccepted, wait=60)
         self.jobs.put(
