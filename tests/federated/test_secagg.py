@@ -303,8 +303,9 @@ def test_shamir_threeSplitsPerClientAndOneCombinePerSurvivor(monkeypatch: pytest
     updates = _updates(config, seed=11)
     result = run_round(updates, config, drop_after_sharing={8})
     assert np.abs(result.total - _plain_sum(updates, result.survivors)).max() <= _tolerance(config)
-    # b is one 16-byte secret, s_sk two halves: 3 splits per client; 1 combine per survivor, 2 per dropped client.
-    assert calls == {"split": 3 * 8, "combine": 7 + 2}
+    # b and the seed of s_sk are one 16-byte secret each: 2 splits per client; 1 combine per survivor and per
+    # dropped client.
+    assert calls == {"split": 2 * 8, "combine": 7 + 1}
 
 
 def test_shares_haveTheDocumentedSizes() -> None:
@@ -313,15 +314,15 @@ def test_shares_haveTheDocumentedSizes() -> None:
     server = ServerRound(config)
     adverts = server.collect_adverts(c.advertise() for c in clients.values())
     outgoing = [m for c in clients.values() for m in c.share_keys(adverts)]
-    # 12-byte nonce, 16-byte share of b, 32-byte share of s_sk, 16-byte tag.
-    assert {len(m.ciphertext) for m in outgoing} == {76}
+    # 12-byte nonce, 16-byte share of b, 16-byte share of the s_sk seed, 16-byte tag.
+    assert {len(m.ciphertext) for m in outgoing} == {60}
     inboxes = server.route_shares(outgoing)
     updates = _updates(config)
     request = server.collect_masked_inputs(c.masked_input(updates[i], inboxes[i]) for i, c in clients.items() if i != 8)
     response = clients[1].unmask(request)
     assert [s.owner for s in response.b_shares] == [1, 2, 3, 4, 5, 6, 7]
     assert {len(s.share) for s in response.b_shares} == {16}
-    assert [(s.owner, len(s.share)) for s in response.s_sk_shares] == [(8, 32)]
+    assert [(s.owner, len(s.share)) for s in response.s_sk_shares] == [(8, 16)]
 
 
 # --- the Shamir guard ---------------------------------------------------------------------------------------------
@@ -354,8 +355,7 @@ def test_aggregate_detectsTamperedMaskKeyShare() -> None:
     responses = [clients[i].unmask(request) for i in request.survivors]
     first = responses[0]
     (share,) = first.s_sk_shares
-    # A dense change: one touching only the bits X25519 clamps away would rebuild an equivalent key.
-    tampered = RevealedShare(8, bytes(byte ^ 0x5A for byte in share.share[:16]) + share.share[16:])
+    tampered = RevealedShare(8, bytes([share.share[0] ^ 1]) + share.share[1:])
     responses[0] = dataclasses.replace(first, s_sk_shares=(tampered,))
     with pytest.raises(RoundAborted, match="dropped client 8's rebuilt mask key does not match its public key"):
         server.aggregate(responses)
@@ -370,8 +370,8 @@ def test_aggregate_refusesSharesOfTheWrongLengthForTheirKind() -> None:
     long_b = RevealedShare(first.b_shares[0].owner, first.b_shares[0].share + bytes(16))
     with pytest.raises(MalformedMessage, match="a b share from client 1 must be 16 bytes"):
         server.aggregate([dataclasses.replace(first, b_shares=(long_b, *first.b_shares[1:])), *responses[1:]])
-    short_s_sk = RevealedShare(8, s_sk_share.share[:16])
-    with pytest.raises(MalformedMessage, match="s_sk share from client 1 must be 32 bytes"):
+    short_s_sk = RevealedShare(8, s_sk_share.share[:8])
+    with pytest.raises(MalformedMessage, match="s_sk share from client 1 must be 16 bytes"):
         server.aggregate([dataclasses.replace(first, s_sk_shares=(short_s_sk,)), *responses[1:]])
     # The refusals changed nothing: the honest responses still aggregate.
     assert server.aggregate(responses).survivors == (1, 2, 3, 4, 5, 6, 7)

@@ -13,21 +13,23 @@ One round, for participants with small positive ids, threshold `t` and neighbour
 2. The neighbour graph is public and deterministic: the participants sit on a ring in an order drawn from
    SHA-256 of the round id, and each is joined to the `k/2` nearest on either side (a randomly permuted Harary
    graph, as in SecAgg+). `k=None` or `k >= n-1` is the complete graph of the original protocol.
-3. `ClientRound.share_keys`: each client Shamir-splits `b` (pycryptodome, one 16-byte secret) and `s_sk` (two
-   16-byte halves) among its closed neighbourhood — itself plus its neighbours — keeps its own shares and
-   encrypts each neighbour's pair of shares (16 bytes of `b`, 32 of `s_sk`) with AES-GCM under a key derived from
-   X25519(c_sk, neighbour's c_pk). The server routes the ciphertexts without being able to read them
-   (`ServerRound.route_shares`).
+3. `ClientRound.share_keys`: each client Shamir-splits `b` and the 16-byte seed its `s_sk` is derived from
+   (pycryptodome, one split of one 16-byte secret each) among its closed neighbourhood — itself plus its
+   neighbours — keeps its own shares and encrypts each neighbour's pair of shares (16 bytes each) with AES-GCM
+   under a key derived from X25519(c_sk, neighbour's c_pk). The server routes the ciphertexts without being able
+   to read them (`ServerRound.route_shares`).
 4. `ClientRound.masked_input`: a client still alive sends y = x + PRG(k_i) + Σ_{j>i} PRG(s_ij) − Σ_{j<i} PRG(s_ij)
    mod 2^32, summing over the neighbours j whose shares it received. PRG is the ChaCha20 keystream of a 32-byte
    key; k_i = HKDF-SHA256(b_i) stretches the seed to one, bound to the round and to i, and
    s_ij = HKDF-SHA256(X25519(s_sk_i, s_pk_j)) is bound to the round and the pair (each under its own label).
 5. `ServerRound.collect_masked_inputs` names the survivors (sent y) and the dropped (shared keys, sent no y).
    `ClientRound.unmask`: each survivor reveals its shares of the survivors' `b` and of the dropped clients'
-   `s_sk` — never both for one client, and only if the server's lists agree with what the client itself saw.
-6. `ServerRound.aggregate` rebuilds each survivor's `b` and each dropped client's `s_sk`, checks them against
-   the advertised commitment and public key, derives k_i from each `b`, and removes the self-masks and the
-   dropped clients' pairwise masks: Σ y over survivors, minus those, is the sum of the survivors' quantised updates.
+   `s_sk` seeds — never both for one client, and only if the server's lists agree with what the client itself saw.
+6. `ServerRound.aggregate` rebuilds each survivor's `b` and each dropped client's `s_sk` (from its seed), checks
+   them against the advertised commitment and public key, derives k_i from each `b`, and removes the self-masks
+   and the dropped clients' pairwise masks: Σ y over survivors, minus those, is the sum of the survivors' quantised
+   updates. The Shamir combines, nearly all of its cost, can run in parallel workers: `collect_unmask_responses`,
+   then `rebuild_secrets` on `SecretShares.chunks`, then `finish`.
 
 The threshold `t` counts shares within one client's closed neighbourhood (the client and its k neighbours, k+1
 shares): any t of them rebuild that client's secrets, t−1 reveal nothing. A round therefore completes only if every
@@ -55,6 +57,7 @@ t=11, 5 dropouts and 70,000 parameters takes about 2.5 s on one core: some 0.8 s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -81,8 +84,9 @@ _KEY_BYTES = 32  # X25519 keys, ChaCha20 keys, SHA-256 commitments
 _CHUNK_BYTES = 16  # pycryptodome's Shamir shares 16-byte secrets; longer ones go in 16-byte chunks
 _SEED_BYTES = 16  # the self-mask seed b: one Shamir secret, stretched to a ChaCha20 key by HKDF
 _B_SHARE_BYTES = _SEED_BYTES  # a Shamir share is as long as its secret
-_S_SK_SHARE_BYTES = _KEY_BYTES  # two 16-byte shares, of the halves of s_sk
-_PAYLOAD_BYTES = _B_SHARE_BYTES + _S_SK_SHARE_BYTES  # a share of b, then a share of s_sk
+_S_SEED_BYTES = 16  # the seed s_sk is derived from: one Shamir secret, 128 bits like X25519's security level
+_S_SK_SHARE_BYTES = _S_SEED_BYTES
+_PAYLOAD_BYTES = _B_SHARE_BYTES + _S_SK_SHARE_BYTES  # a share of b, then a share of the s_sk seed
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _MAX_ID = 2**32 - 1
@@ -218,10 +222,10 @@ class Advert:
 
 @dataclass(frozen=True)
 class EncryptedShares:
-    """Step 3, client → server → one neighbour: nonce ‖ AES-GCM(share of b ‖ share of s_sk).
+    """Step 3, client → server → one neighbour: nonce ‖ AES-GCM(share of b ‖ share of the s_sk seed).
 
-    The ciphertext is 76 bytes: a 12-byte nonce, the 48-byte payload (16-byte share of `b`, 32-byte share of
-    `s_sk`) and the 16-byte tag.
+    The ciphertext is 60 bytes: a 12-byte nonce, the 32-byte payload (16-byte share of `b`, 16-byte share of
+    the seed of `s_sk`) and the 16-byte tag.
     """
 
     round_id: bytes
@@ -252,8 +256,7 @@ class UnmaskRequest:
 class RevealedShare:
     """One holder's share of a secret of client `owner`.
 
-    A share of `b` is 16 bytes (one Shamir share); a share of `s_sk` is 32 bytes (two 16-byte Shamir shares, of
-    the key's halves).
+    A share of `b`, or of the 16-byte seed `s_sk` is derived from, is one 16-byte Shamir share.
     """
 
     owner: int
@@ -283,6 +286,64 @@ class AggregateResult:
     def count(self) -> int:
         """How many updates the sum holds."""
         return len(self.survivors)
+
+
+@dataclass(frozen=True)
+class SecretShares:
+    """Step 6, inside the server: per owner, t or more Shamir shares (x → share) of each secret the sum needs.
+
+    `b` holds the survivors' self-mask seeds, `s_seeds` the seeds of the dropped clients' mask keys.
+    """
+
+    threshold: int
+    b: Mapping[int, Mapping[int, bytes]]
+    s_seeds: Mapping[int, Mapping[int, bytes]]
+
+    def chunks(self, count: int) -> list[SecretShares]:
+        """Split into `count` (>= 1) parts of about equal work, each rebuildable on its own, in any process."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        secrets = [("b", owner) for owner in sorted(self.b)] + [("s", owner) for owner in sorted(self.s_seeds)]
+        parts = []
+        for part in range(count):
+            mine = secrets[part::count]
+            b = {owner: self.b[owner] for kind, owner in mine if kind == "b"}
+            s_seeds = {owner: self.s_seeds[owner] for kind, owner in mine if kind == "s"}
+            parts.append(SecretShares(self.threshold, b, s_seeds))
+        return parts
+
+
+@dataclass(frozen=True)
+class RebuiltSecrets:
+    """Step 6, inside the server: the secrets `rebuild_secrets` recovered, not yet checked against the adverts."""
+
+    b: Mapping[int, bytes]
+    s_seeds: Mapping[int, bytes]
+
+    @staticmethod
+    def merge(parts: Iterable[RebuiltSecrets]) -> RebuiltSecrets:
+        """One set of secrets from the results of `rebuild_secrets` on the chunks of one `SecretShares`."""
+        b: dict[int, bytes] = {}
+        s_seeds: dict[int, bytes] = {}
+        for part in parts:
+            b.update(part.b)
+            s_seeds.update(part.s_seeds)
+        return RebuiltSecrets(b, s_seeds)
+
+
+def rebuild_secrets(shares: SecretShares) -> RebuiltSecrets:
+    """Shamir-combine each secret from t of its shares: the costly part of unmasking, one combine per secret.
+
+    A pure function of plain values, so `SecretShares.chunks` can be rebuilt in parallel workers.
+    """
+    t = shares.threshold
+    return RebuiltSecrets(
+        b={owner: _reconstruct(s, t, _SEED_BYTES, f"client {owner}'s self-mask seed") for owner, s in shares.b.items()},
+        s_seeds={
+            owner: _reconstruct(s, t, _S_SEED_BYTES, f"dropped client {owner}'s mask key")
+            for owner, s in shares.s_seeds.items()
+        },
+    )
 
 
 def neighbours_of(config: RoundConfig, client: int) -> tuple[int, ...]:
@@ -325,7 +386,8 @@ class ClientRound:
         self.config = config
         self.me = me
         self._c_sk = X25519PrivateKey.generate().private_bytes_raw()
-        self._s_sk = X25519PrivateKey.generate().private_bytes_raw()
+        self._s_seed = os.urandom(_S_SEED_BYTES)
+        self._s_sk = _mask_key(config.round_id, me, self._s_seed)
         self._b = os.urandom(_SEED_BYTES)
         self._advert = Advert(
             round_id=config.round_id,
@@ -361,7 +423,7 @@ class ClientRound:
         c_sk = X25519PrivateKey.from_private_bytes(self._c_sk)
         keys = {j: _derive(_exchange(c_sk, a.c_pk, j), b"share-key", config.round_id) for j, a in peers.items()}
         b_shares = _split(self._b, config.threshold, len(holders))
-        s_shares = _split(self._s_sk, config.threshold, len(holders))
+        s_shares = _split(self._s_seed, config.threshold, len(holders))
         outgoing = []
         for holder, x in holders.items():
             payload = b_shares[x - 1] + s_shares[x - 1]
@@ -564,7 +626,19 @@ class ServerRound:
         return self._request
 
     def aggregate(self, responses: Iterable[UnmaskResponse]) -> AggregateResult:
-        """Step 6: rebuild and check the secrets, remove all masks, and return the survivors' sum."""
+        """Step 6: rebuild and check the secrets, remove all masks, and return the survivors' sum.
+
+        The same as `finish(rebuild_secrets(collect_unmask_responses(responses)))`; a caller with workers to
+        spare may run `rebuild_secrets` (nearly all of the step's cost) on chunks of the shares in parallel.
+        """
+        return self.finish(rebuild_secrets(self.collect_unmask_responses(responses)))
+
+    def collect_unmask_responses(self, responses: Iterable[UnmaskResponse]) -> SecretShares:
+        """Step 6a: check and file the revealed shares; abort if any needed secret has fewer than t of them.
+
+        Only what the sum needs is kept: the `b` of every survivor and the `s_sk` seed of every dropped client
+        that some survivor masked with.
+        """
         self._expect("aggregate")
         config = self.config
         survivors, dropped = set(self._request.survivors), set(self._request.dropped)
@@ -579,22 +653,33 @@ class ServerRound:
             responders.add(holder)
             self._file_shares(holder, response.b_shares, b_shares, "b", _B_SHARE_BYTES)
             self._file_shares(holder, response.s_sk_shares, s_shares, "s_sk", _S_SK_SHARE_BYTES)
+        needed = {j: shares for j, shares in s_shares.items() if survivors & set(config._graph[j])}
+        for owner, shares in sorted(b_shares.items()):
+            _require_enough(shares, config.threshold, f"client {owner}'s self-mask seed")
+        for owner, shares in sorted(needed.items()):
+            _require_enough(shares, config.threshold, f"dropped client {owner}'s mask key")
+        self._next_step = "finish"
+        return SecretShares(config.threshold, b_shares, needed)
+
+    def finish(self, secrets: RebuiltSecrets) -> AggregateResult:
+        """Step 6c: check the rebuilt secrets against the adverts, remove all masks, and return the sum."""
+        self._expect("finish")
+        config = self.config
+        survivors = set(self._request.survivors)
+        dropped = {j for j in self._request.dropped if survivors & set(config._graph[j])}
+        if set(secrets.b) != survivors or set(secrets.s_seeds) != dropped:
+            raise ProtocolViolation("the rebuilt secrets are not those of this round's survivors and dropped clients")
         total = self._total.copy()
         for i in sorted(survivors):
-            b = _reconstruct(b_shares[i], config.threshold, _SEED_BYTES, f"client {i}'s self-mask seed")
+            b = secrets.b[i]
             if _commit(config.round_id, i, b) != self._adverts[i].b_commitment:
                 raise RoundAborted(f"client {i}'s rebuilt self-mask seed does not match its commitment (bad share)")
             total -= _mask(_self_mask_key(config.round_id, i, b), config.vector_length)
         for j in sorted(dropped):
-            masked_with = sorted(survivors & set(config._graph[j]))
-            if not masked_with:
-                continue
-            s_sk = X25519PrivateKey.from_private_bytes(
-                _reconstruct(s_shares[j], config.threshold, _KEY_BYTES, f"dropped client {j}'s mask key")
-            )
+            s_sk = X25519PrivateKey.from_private_bytes(_mask_key(config.round_id, j, secrets.s_seeds[j]))
             if s_sk.public_key().public_bytes_raw() != self._adverts[j].s_pk:
                 raise RoundAborted(f"dropped client {j}'s rebuilt mask key does not match its public key (bad share)")
-            for i in masked_with:
+            for i in sorted(survivors & set(config._graph[j])):
                 mask = _mask(_pairwise_seed(s_sk, self._adverts[i].s_pk, config.round_id, j, i), config.vector_length)
                 # Survivor i added this mask if j > i and subtracted it otherwise; undo that.
                 if j > i:
@@ -726,6 +811,12 @@ def _pairwise_seed(my_s_sk: X25519PrivateKey, their_s_pk: bytes, round_id: bytes
     return _derive(shared, b"pairwise-mask", round_id + _id_bytes(lo) + _id_bytes(hi))
 
 
+def _mask_key(round_id: bytes, owner: int, seed: bytes) -> bytes:
+    # s_sk is derived from a 16-byte seed so that one Shamir split (of the seed) shares it: 128 bits of entropy,
+    # the security level of X25519 itself. Bound to the round and the owner like every other derived key.
+    return _derive(seed, b"mask-key", round_id + _id_bytes(owner))
+
+
 def _self_mask_key(round_id: bytes, owner: int, b: bytes) -> bytes:
     # The 128-bit seed b is stretched to a 256-bit ChaCha20 key. Binding the round and the owner means that even a
     # reused seed would give unrelated masks in another round or for another client.
@@ -745,12 +836,18 @@ def _mask(seed: bytes, length: int) -> Words:
     # seeds, are bound to the round id and the clients), so one fixed nonce never repeats a keystream.
     words = np.empty(length, dtype=np.dtype("<u4"))
     encryptor = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
-    encryptor.update_into(bytes(4 * length), words.data.cast("B"))
+    encryptor.update_into(_zeros(4 * length), words.data.cast("B"))
     return words
 
 
+@functools.lru_cache(maxsize=4)
+def _zeros(size: int) -> bytes:
+    # The plaintext the keystream is read through: one zero buffer per vector length, not one per mask.
+    return bytes(size)
+
+
 def _split(secret: bytes, threshold: int, holders: int) -> list[bytes]:
-    """Shares x = 1..holders of a secret of 16 or 32 bytes: the 16-byte Shamir shares of its 16-byte chunks, joined.
+    """Shares x = 1..holders of a secret of 16 bytes or a multiple: the 16-byte Shamir shares of its chunks, joined.
 
     A share is as long as the secret; each 16-byte chunk costs one pycryptodome split.
     """
@@ -761,11 +858,15 @@ def _split(secret: bytes, threshold: int, holders: int) -> list[bytes]:
     return [b"".join(share for _, share in row) for row in zip(*chunks, strict=True)]
 
 
-def _reconstruct(shares: Mapping[int, bytes], threshold: int, size: int, what: str) -> bytes:
-    """The `size`-byte secret from at least `threshold` shares made by `_split`; one combine per 16-byte chunk."""
+def _require_enough(shares: Mapping[int, bytes], threshold: int, what: str) -> None:
     # pycryptodome's combine returns a wrong secret, silently, when given fewer than `threshold` shares.
     if len(shares) < threshold:
         raise RoundAborted(f"only {len(shares)} of the {threshold} shares needed for {what} arrived")
+
+
+def _reconstruct(shares: Mapping[int, bytes], threshold: int, size: int, what: str) -> bytes:
+    """The `size`-byte secret from at least `threshold` shares made by `_split`; one combine per 16-byte chunk."""
+    _require_enough(shares, threshold, what)
     chosen = sorted(shares.items())[:threshold]
     return b"".join(
         Shamir.combine([(x, share[c : c + _CHUNK_BYTES]) for x, share in chosen], ssss=False)
