@@ -29,6 +29,7 @@ import signal
 import sys
 from collections import deque
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvloop
 from aiohttp import web
@@ -155,6 +156,13 @@ class HostPlan:
     public_url: str | None = None
     peers: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
+    def pinned(self, url: str) -> HostPlan:
+        """This plan bound to the port of `url`, where it ran before (a restarted host keeps its agents' endpoints)."""
+        port = urlsplit(url).port
+        if port is None:
+            raise HostError(f"{url} names no port")
+        return dataclasses.replace(self, port=port)
+
     def to_json(self) -> str:
         """Serialised for the child (it holds seeds: passed in the environment, never on the command line)."""
         agents = [{"factory": a.factory, "settings": settings_to_json(a.settings), "options": a.options}
@@ -216,8 +224,11 @@ async def _obey(commands: asyncio.StreamReader, server: AgentHost, names: dict[s
 class HostProcess:
     """Parent-side handle on a host process: its URL, its agents' addresses and endpoints by name."""
 
-    def __init__(self, process: asyncio.subprocess.Process, info: dict[str, Any], seen: list[str]) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, plan: HostPlan, info: dict[str, Any], seen: list[str]
+    ) -> None:
         self.process = process
+        self.plan = plan
         self.url: str = info["url"]
         self.agents: dict[str, tuple[str, str]] = {a["name"]: (a["address"], a["endpoint"]) for a in info["agents"]}
         self.output: deque[str] = deque(seen, maxlen=200)
@@ -284,7 +295,7 @@ async def spawn_host(plan: HostPlan, ready_within: float = 300.0) -> HostProcess
                 if not line:
                     raise RuntimeError("agent host exited before it was ready:\n" + "".join(seen[-30:]))
                 if line.startswith(READY):
-                    return HostProcess(process, json.loads(line[len(READY) :]), [s.rstrip() for s in seen])
+                    return HostProcess(process, plan, json.loads(line[len(READY) :]), [s.rstrip() for s in seen])
                 seen.append(line)
     except BaseException:
         if process.returncode is None:

@@ -64,6 +64,8 @@ class Amount(BaseModel):
     amount: int
 
 
+GAS_KEY = "role.gas_used"
+
 ADVANCE_CLOCK = Command("advance_clock", Seconds, Empty)
 GAS_USED = Command("gas_used", Empty, GasUse)
 PUBLISH_CARD = Command("publish_card", Empty, CardPublished)
@@ -102,6 +104,10 @@ def role_parts(
         registry_url=options.registry_url,
     ).connect(wallet)
     control = Control(agent, options.operators)
+    # The gas tally lives in the agent's store, so the report counts a restarted agent's transactions too.
+    meter = settlement.conn.gas_meter
+    meter.restore({op: (c, t) for op, (c, t) in agent.store.get(GAS_KEY, {}).items()})
+    meter.on_record = lambda totals: agent.store.put(GAS_KEY, totals)
 
     async def advance(args: Seconds) -> Empty:
         if not isinstance(agent.clock, SimulatedClock):

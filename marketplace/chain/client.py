@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
@@ -59,18 +60,31 @@ def _canonical_type(param: dict[str, Any]) -> str:
 
 
 class GasMeter:
-    """Gas used per contract function, summed over every transaction sent through the connections sharing it."""
+    """Gas used per contract function, summed over every transaction sent through the connections sharing it.
 
-    def __init__(self) -> None:
-        self.by_operation: dict[str, list[int]] = {}
+    `on_record` is called with the new totals after each transaction (an agent persists them in its store, so a
+    restarted agent's tally goes on from where it stopped); `restore` starts from saved totals."""
+
+    def __init__(self, on_record: Callable[[dict[str, tuple[int, int]]], None] | None = None) -> None:
+        self._totals: dict[str, tuple[int, int]] = {}
+        self.on_record = on_record
 
     def record(self, operation: str, gas_used: int) -> None:
         """Add one transaction's gas to an operation's tally."""
-        self.by_operation.setdefault(operation, []).append(gas_used)
+        count, total = self._totals.get(operation, (0, 0))
+        self._totals[operation] = (count + 1, total + gas_used)
+        if self.on_record is not None:
+            self.on_record(self.totals())
+
+    def restore(self, totals: dict[str, tuple[int, int]]) -> None:
+        """Start from totals saved before (adds to whatever was recorded since)."""
+        for operation, (count, total) in totals.items():
+            known = self._totals.get(operation, (0, 0))
+            self._totals[operation] = (known[0] + int(count), known[1] + int(total))
 
     def totals(self) -> dict[str, tuple[int, int]]:
         """(count, total gas) per operation."""
-        return {op: (len(uses), sum(uses)) for op, uses in sorted(self.by_operation.items())}
+        return dict(sorted(self._totals.items()))
 
 
 class ChainConnection:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from agents.base import AgentDeps, AgoraAgent
 from agents.capabilities.control import Command, Empty, call
+from agents.host import HostProcess
 from agents.markets.plugin import Ledger, Participant, Phase, Stage
 from agents.offload import OFFLOAD_ENV
 from agents.process import AgentProcess, load_factory, spawn_agent
@@ -34,6 +35,7 @@ from agents.wallet import Wallet
 from marketplace.chain import ChainConnection, LocalChain, TokenClient
 from marketplace.chain.node import free_port, rpc_call
 from marketplace.registry.app import RegistrySettings, create_app
+from marketplace.sim.hosts import DEFAULT_ADDRESSES, host_plans, start_hosts
 from marketplace.sim.report import AgentBalance, EconomyReport, GasFigure
 from marketplace.sim.scenario import Scenario
 
@@ -61,6 +63,7 @@ class Member:
     address: str
     agent: AgoraAgent | None = None
     process: AgentProcess | None = None
+    host: HostProcess | None = None
     alive: bool = True
 
 
@@ -75,6 +78,8 @@ class Economy:
         progress: Progress | None = None,
         processes: frozenset[str] = frozenset(),
         registry_url: str | None = None,
+        hosts: int = 0,
+        host_addresses: Sequence[str] = DEFAULT_ADDRESSES,
     ) -> None:
         self.scenario = scenario
         self.chain = chain
@@ -82,6 +87,10 @@ class Economy:
         self._progress = progress or (lambda phase, done, total: None)
         self.processes = processes
         """Roles whose agents run in child processes (over HTTP) instead of this one."""
+        self.hosts = hosts
+        """Agent-host processes the other participants are dealt to (0: they run in this process)."""
+        self.host_addresses = tuple(host_addresses)
+        self._host_processes: list[HostProcess] = []
         self.registry_url = registry_url
         """A registry that outlives the run (`agora demo --serve`); None: the run serves its own."""
         self.seed = scenario.seed
@@ -134,6 +143,8 @@ class Economy:
         member.alive = False
         if member.process is not None:
             await member.process.stop()
+        elif member.host is not None:
+            await member.host.stop_agent(name)
         elif member.agent is not None:
             await member.agent.stop()
 
@@ -192,13 +203,35 @@ class Economy:
 
         remote = [m for m in self.members.values() if m.spec.role in self.processes]
         await asyncio.gather(*(spawn(m) for m in remote))  # child start-up (imports) overlaps
+        if self.hosts:
+            await self._start_hosts(common, settings)
         for name, member in self.members.items():
-            if member.process is not None:
+            if member.process is not None or member.host is not None:
                 continue
             options: dict[str, Any] = {**member.spec.options, **common}
             member.agent = load_factory(member.spec.factory)(settings(name), AgentDeps(wallet=member.wallet), options)
             logging.getLogger(name).setLevel(self.log_level)
             await member.agent.start()
+
+    async def _start_hosts(self, common: dict[str, Any], settings: Callable[[str], AgentSettings]) -> None:
+        peers = {self._operator.address: [self._operator.endpoint]}
+        specs = [m.spec for m in self.members.values() if m.spec.role not in self.processes]
+        plans = host_plans(specs, self.hosts, settings, common, peers, self.host_addresses)
+        self._host_processes = await start_hosts(plans)
+        for host in self._host_processes:
+            for name, (address, endpoint) in host.agents.items():
+                self.members[name].host = host
+                self._resolver.add(address, endpoint)
+
+    async def restart_host(self, index: int) -> None:
+        """Crash host `index` (SIGKILL: nothing stopped cleanly) and start it again on the same address and port:
+        its agents come back from their stores, with the same addresses and endpoints."""
+        crashed = self._host_processes[index]
+        await crashed.kill()
+        (again,) = await start_hosts([crashed.plan.pinned(crashed.url)])
+        self._host_processes[index] = again
+        for name in again.agents:
+            self.members[name].host = again
 
     async def _fund(self, treasury: TokenClient) -> None:
         for member in self.members.values():
@@ -320,8 +353,9 @@ class Economy:
                 await member.process.stop()
             elif member.agent is not None:
                 await member.agent.stop()
+        await asyncio.gather(*(host.stop() for host in self._host_processes))
         await self._operator.stop()
-        if any(m.process is not None for m in self.members.values()):
+        if any(m.process is not None for m in self.members.values()) or self._host_processes:
             # Let asyncio finish closing the children's pipes before asyncio.run() closes the loop.
             await asyncio.sleep(0.1)
 
@@ -372,7 +406,13 @@ class Economy:
 
 
 def run_economy(
-    scenario: Scenario, workdir: Path, progress: Progress | None = None, processes: frozenset[str] = frozenset()
+    scenario: Scenario,
+    workdir: Path,
+    progress: Progress | None = None,
+    processes: frozenset[str] = frozenset(),
+    *,
+    hosts: int = 0,
+    host_addresses: Sequence[str] = DEFAULT_ADDRESSES,
 ) -> EconomyReport:
     """Start a fresh anvil with agora deployed, run the scenario on it, stop everything, return the report."""
     from marketplace.chain import local_chain
@@ -386,7 +426,8 @@ def run_economy(
     # hashes) and so the whole report repeat for a seed.
     with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
         report("chain", 1, 1)
-        return asyncio.run(Economy(scenario, chain, workdir, progress, processes).run())
+        economy = Economy(scenario, chain, workdir, progress, processes, hosts=hosts, host_addresses=host_addresses)
+        return asyncio.run(economy.run())
 
 
 __all__ = ["Economy", "run_economy"]

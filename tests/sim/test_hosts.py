@@ -1,0 +1,72 @@
+"""The default economy with its agents dealt over agent-host processes on distinct loopback addresses, talking real
+HTTP: the same report as in one process, and a host that crashes mid-run comes back from its agents' stores."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from agents.markets.plugin import Phase
+from marketplace.chain import local_chain
+from marketplace.sim.economy import CLOCK_START, Economy
+from marketplace.sim.hosts import deal
+from marketplace.sim.report import EconomyReport
+from marketplace.sim.runner import run_demo
+from marketplace.sim.scenario import load_scenario
+
+pytestmark = pytest.mark.slow
+
+ADDRESSES = ("127.0.0.2", "127.0.0.3")
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> EconomyReport:
+    return run_demo(None, tmp_path_factory.mktemp("one"), Console(file=io.StringIO()))
+
+
+def test_deal_spreadsRolesRoundRobin() -> None:
+    assert deal(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
+    assert deal(["a"], 3) == [["a"]]
+    with pytest.raises(ValueError, match="at least 1"):
+        deal(["a"], 0)
+
+
+def _run(cls: type[Economy], tmp_path: Path) -> tuple[Economy, EconomyReport]:
+    with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
+        economy = cls(load_scenario(), chain, tmp_path, hosts=2, host_addresses=ADDRESSES)
+        return economy, asyncio.run(economy.run())
+
+
+def test_economy_onTwoHosts_sameReportAsInOneProcess(in_process: EconomyReport, tmp_path: Path) -> None:
+    economy, report = _run(Economy, tmp_path)
+    assert report.conservation_ok
+    assert report.deterministic_view() == in_process.deterministic_view()
+    # Every participant was served by one of the two hosts, none from the runner's own process.
+    hosts = {name: member.host.url for name, member in economy.members.items() if member.host is not None}
+    assert set(hosts) == set(economy.members)
+    assert {url.split("//")[1].split(":")[0] for url in hosts.values()} == set(ADDRESSES)
+
+
+class CrashingEconomy(Economy):
+    """Kills host 1 with SIGKILL just before `crash_before` runs, and starts it again."""
+
+    crash_before = "training"
+    crashed = False
+
+    async def _run_phase(self, phase: Phase) -> None:
+        if phase.name == self.crash_before and not self.crashed:
+            await self.restart_host(1)
+            self.crashed = True
+        await super()._run_phase(phase)
+
+
+def test_economy_hostCrashesAndRestarts_nothingLost(in_process: EconomyReport, tmp_path: Path) -> None:
+    economy, report = _run(CrashingEconomy, tmp_path)
+    assert isinstance(economy, CrashingEconomy)
+    assert economy.crashed
+    assert report.conservation_ok
+    assert report.deterministic_view() == in_process.deterministic_view()
