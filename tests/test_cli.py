@@ -179,3 +179,66 @@ def test_demoList_andScenarioNew_writeARunnableTemplate(tmp_path: Path) -> None:
     assert again.returncode == 1
     assert again.stderr.strip().startswith("error:")
     assert "exists" in again.stderr
+
+
+def test_demo_portWithoutServe_isOneLineError(tmp_path: Path) -> None:
+    result = run(["demo", "--port", "8799"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: --port is the dashboard's port: use it with --serve"]
+    assert result.stdout == ""  # nothing started: no scenario line, no chain
+
+
+def test_demoServe_explicitPortBusy_isOneLineErrorBeforeAnyChain(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run(["demo", "--serve", "--port", str(port)], tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: port {port} is busy: choose another --port, or omit it for a free one"]
+    assert result.stdout == ""  # no dashboard URL was promised, no chain was started
+    assert not list(tmp_path.glob("anvil-*.log"))
+
+
+def test_demoServe_portOutOfRange_isAUsageError(tmp_path: Path) -> None:
+    result = run(["demo", "--serve", "--port", "70000"], tmp_path)
+    assert result.returncode == 2
+    assert "Invalid value for '--port'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demoServe_badScenario_oneLinePerProblemAndNoDashboard(tmp_path: Path) -> None:
+    scenario = tmp_path / "typo.yaml"
+    scenario.write_text("users: 5000\n")
+    result = run(["demo", str(scenario), "--serve"], tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    # One line per market whose user count is out of range (inference and federated at least).
+    assert lines[0] == f"error: {scenario}: {len(lines) - 1} problems"
+    paths = [line.split(":")[0].strip() for line in lines[1:]]
+    assert {"markets.inference.users", "markets.federated.users"} <= set(paths)
+    assert all(line.endswith("(got 5000)") for line in lines[1:]), lines
+    assert "dashboard:" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_dashboardPort_defaultFree_isUsedSilently(monkeypatch: pytest.MonkeyPatch) -> None:
+    from marketplace.sim import runner
+
+    port = free_port()
+    monkeypatch.setattr(runner, "DASHBOARD_PORT", port)
+    assert runner.dashboard_port(runner.ServeOptions()) == (port, "")
+
+
+def test_dashboardPort_defaultBusy_takesAFreeOneAndSaysSo(monkeypatch: pytest.MonkeyPatch) -> None:
+    from marketplace.sim import runner
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        monkeypatch.setattr(runner, "DASHBOARD_PORT", busy)
+        port, note = runner.dashboard_port(runner.ServeOptions())
+    assert port != busy
+    assert note == f"port {busy} is busy: the dashboard uses free port {port} instead"

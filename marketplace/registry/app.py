@@ -24,7 +24,7 @@ from marketplace.registry.models import EventList, Health, Reputation, SearchQue
 from marketplace.registry.openapi import openapi_document
 from marketplace.registry.reputation import ChainReputation, ReputationSource, StaticReputation
 from marketplace.registry.storage import RegistryStore, StoredAgent, WriteRefused
-from protocols.cards import REGISTRY_ID_PATTERN, SignedWrite, WriteAction
+from protocols.cards import REGISTRY_ID_PATTERN, AgentCard, SignedWrite, WriteAction
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +170,20 @@ class RegistryService:
             raise ApiError(exc.status, exc.code, exc.message) from None
         self.feed.notify("agents", json.dumps({"action": write.action, "address": write.address}))
         if write.card is not None:
-            # The card's owner account is whose tokens the economy chart counts under the card's role.
-            self.economy.label(write.card.owner, write.card.name or write.card.address, write.card.role)
             self._spawn(self.refresh_reputation([write.card.owner]))
+            self._spawn(self.label_owner(write.card))
         return write, now + self.settings.ttl
+
+    async def label_owner(self, card: AgentCard) -> None:
+        """Count the card owner's tokens under the card's role in the economy view, only if the owner vouches for
+        this agent on chain: the owner field alone is a claim anyone can write (about anyone's account)."""
+        try:
+            vouched = await self.reputation.vouched_agent(card.owner)
+        except Exception as exc:  # the chain may be unreachable; the account stays unlabelled
+            log.warning("vouching of %s unavailable: %s", card.owner, exc)
+            return
+        if vouched == card.address:
+            self.economy.label_vouched(card.owner, card.name or card.address, card.role)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -56,7 +56,9 @@ class EconomyView:
     """Economy state for the dashboard, built from chain events (see module docstring)."""
 
     labels: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Account (lower-case) → (name, role)."""
+    """Account (lower-case) → (name, role), named by whoever runs the registry (contracts, the demo's runner)."""
+    vouched: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Account → (name, role) from cards whose owner vouches for the agent on chain; `labels` win over these."""
     balances: Counter[str] = field(default_factory=Counter)
     points: deque[BalancePoint] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
     channels: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -70,8 +72,16 @@ class EconomyView:
 
     # --- labels -----------------------------------------------------------------------------------
     def label(self, account: str, name: str, role: str) -> None:
-        """Name an account (a card's owner, a runner's participant, a contract)."""
+        """Name an account for sure (a runner's participant, a contract)."""
         self.labels[_addr(account)] = (name, role)
+
+    def label_vouched(self, account: str, name: str, role: str) -> None:
+        """Name an account after a card whose owner vouches for the card's agent (AgentRegistry.agentOf)."""
+        self.vouched[_addr(account)] = (name, role)
+
+    def _label_of(self, account: str) -> tuple[str, str] | None:
+        key = _addr(account)
+        return self.labels.get(key) or self.vouched.get(key)
 
     def label_contracts(self, addresses: dict[str, str]) -> None:
         """Name the deployed contracts (name → address); their balances count as escrowed."""
@@ -81,7 +91,8 @@ class EconomyView:
 
     def name_of(self, account: str) -> str:
         """The label of an account, else the account itself."""
-        return self.labels.get(_addr(account), (account, ""))[0]
+        found = self._label_of(account)
+        return account if found is None else found[0]
 
     # --- chain events -----------------------------------------------------------------------------
     def fold(self, event: EconomyEvent) -> None:
@@ -182,7 +193,8 @@ class EconomyView:
     # --- the answer -------------------------------------------------------------------------------
     def role_of(self, account: str) -> str:
         """The role an account's tokens count under in the balance chart."""
-        return self.labels.get(account, ("", UNLABELLED))[1]
+        found = self._label_of(account)
+        return UNLABELLED if found is None else found[1]
 
     def series(self, points: int = 240) -> list[dict[str, Any]]:
         """Token balances summed by role, at most `points` of them, evenly spaced over the run, the last included."""
