@@ -1,5 +1,6 @@
 """The advertiser: buys a recommender fine-tuned on its own catalogue, paid through JobEscrow and graded by a
-validator on held-out data the seller never sees. Composition: negotiation (buyer) + escrow client + control.
+validator on held-out data the seller never sees, and runs ad campaigns paid per ZK-proven conversion.
+Composition: negotiation (buyer) + escrow client + campaign desk + control.
 """
 
 from __future__ import annotations
@@ -9,6 +10,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from agents.base import AgentDeps, AgoraAgent
+from agents.capabilities.ads.campaign import (
+    Announced,
+    CampaignDesk,
+    CampaignIds,
+    CampaignPlans,
+    CampaignTable,
+    Recipients,
+    Refunded,
+)
 from agents.capabilities.control import Command, Empty
 from agents.capabilities.escrow import EscrowClient, TrainingOutcome, TrainingPlan
 from agents.capabilities.kit import compose
@@ -36,6 +46,10 @@ class Deliver(BaseModel):
 FUND_TRAINING = Command("fund_training", FundTraining, TrainingOutcome)
 DELIVER_TRAINING = Command("deliver_training", Deliver, TrainingOutcome)
 RECLAIM_EXPIRED = Command("reclaim_expired", Empty, Refunds)
+CREATE_CAMPAIGNS = Command("create_campaigns", CampaignPlans, CampaignIds)
+ANNOUNCE_CREATIVES = Command("announce_creatives", Recipients, Announced)
+CAMPAIGN_TABLE = Command("campaign_table", Empty, CampaignTable)
+REFUND_CAMPAIGNS = Command("refund_campaigns", Empty, Refunded)
 
 
 def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> AgoraAgent:
@@ -60,4 +74,9 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
     parts.control.handle(FUND_TRAINING, fund)
     parts.control.handle(DELIVER_TRAINING, deliver)
     parts.control.handle(RECLAIM_EXPIRED, reclaim)
-    return compose(agent, parts.control, negotiation, client)
+    desk = CampaignDesk(agent, settlement)
+    parts.control.handle(CREATE_CAMPAIGNS, desk.create)
+    parts.control.handle(ANNOUNCE_CREATIVES, desk.announce)
+    parts.control.handle(CAMPAIGN_TABLE, lambda _: desk.table())
+    parts.control.handle(REFUND_CAMPAIGNS, lambda _: desk.refund())
+    return compose(agent, parts.control, negotiation, client, desk)

@@ -1,9 +1,10 @@
 """The user: buys inference for itself (discover, negotiate, pay per call through a channel, audit a sample) and
-trains federated jobs on its own shopping history for rewards, within its privacy budget.
+trains federated jobs on its own shopping history for rewards, within its privacy budget; ranks ads on the device
+and claims ZK-proven conversions to fresh payees through a relay.
 
 Raw user data never leaves this agent except as the inputs of calls the user chose to make; training sends
-only masked updates. Composition: negotiation (buyer side) + channel payer + inference client + federated
-client + control.
+only masked updates; ads hand the merchant only a commitment. Composition: negotiation (buyer side) + channel
+payer + inference client + federated client + ad viewer + control.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agents.base import AgentDeps, AgoraAgent
+from agents.capabilities.ads.viewer import AdViewer, ClaimResult, RelayChoice, ShopResult, ViewerOptions
 from agents.capabilities.control import Command, Empty
 from agents.capabilities.federated.client import ClientOptions, FederatedClient
 from agents.capabilities.inference import InferenceClient, InferenceOutcome, InferencePlan
@@ -29,6 +31,7 @@ class UserOptions(RoleOptions):
     """A user's options: the common ones plus its federated-learning settings."""
 
     federated: ClientOptions = ClientOptions()
+    ads: ViewerOptions = ViewerOptions()
 
 
 class Privacy(BaseModel):
@@ -47,6 +50,8 @@ BUY_INFERENCE = Command("buy_inference", InferencePlan, InferenceOutcome)
 REFUND_CHANNELS = Command("refund_channels", Empty, Refunds)
 CLAIM_REWARDS = Command("claim_rewards", Empty, Refunds)
 PRIVACY_SPENT = Command("privacy_spent", Empty, Privacy)
+SHOP_ADS = Command("shop_ads", Empty, ShopResult)
+CLAIM_ADS = Command("claim_ads", RelayChoice, ClaimResult)
 
 
 def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> AgoraAgent:
@@ -73,4 +78,7 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
     parts.control.handle(REFUND_CHANNELS, refund)
     parts.control.handle(CLAIM_REWARDS, claim)
     parts.control.handle(PRIVACY_SPENT, privacy)
-    return compose(agent, parts.control, negotiation, payer, client, learner)
+    viewer = AdViewer(agent, settlement, opts.ads, opts.seed)
+    parts.control.handle(SHOP_ADS, lambda _: viewer.shop())
+    parts.control.handle(CLAIM_ADS, viewer.claim)
+    return compose(agent, parts.control, negotiation, payer, client, learner, viewer)

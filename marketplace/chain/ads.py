@@ -242,6 +242,12 @@ class AdCampaignsClient(ContractClient):
         used: bool = await self.conn.call(self.contract.functions.isNullifierUsed(campaign_id, nullifier))
         return used
 
+    async def conversions_of(self, campaign_ids: Sequence[int], from_block: int = 0) -> list[ConversionClaimed]:
+        """Every ConversionClaimed event of these campaigns (public: anyone reading the chain sees them)."""
+        wanted = set(campaign_ids)
+        logs = await self.contract.events.ConversionClaimed.get_logs(from_block=from_block)
+        return [_claimed(dict(log["args"])) for log in logs if log["args"]["campaignId"] in wanted]
+
     async def remaining_budget(self, campaign_id: int) -> int:
         """Budget not yet paid out or refunded."""
         value: int = await self.conn.call(self.contract.functions.remainingBudget(campaign_id))
