@@ -34,7 +34,7 @@ def test_defaultScenario_mergesSellersNamedByTwoMarkets() -> None:
 
 
 def test_scenario_unknownMarket_refusedWithInstalledOnes() -> None:
-    with pytest.raises(MarketNotFound, match="installed: assistants, federated, inference, training"):
+    with pytest.raises(MarketNotFound, match="installed: ads, assistants, federated, inference, training"):
         Scenario.model_validate({"name": "x", "markets": {"auctions": {}}})
 
 
