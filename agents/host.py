@@ -28,7 +28,8 @@ import os
 import signal
 import sys
 from collections import deque
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import uvloop
@@ -219,6 +220,31 @@ async def _obey(commands: asyncio.StreamReader, server: AgentHost, names: dict[s
             await server.remove(names[name])
         print(STOPPED + json.dumps({"name": name}), flush=True)
     stop.set()  # the parent went away: stop rather than serve orphaned
+
+
+class HostHandle(Protocol):
+    """What a runner holds of a started host, wherever it runs (a child process, a Ray actor)."""
+
+    plan: HostPlan
+    url: str
+    agents: dict[str, tuple[str, str]]
+    """name → (agent address, endpoint)."""
+
+    async def stop_agent(self, name: str, wait: float = 30.0) -> None:
+        """Stop one agent of this host (the others keep running)."""
+        ...
+
+    async def stop(self, wait: float = 15.0) -> int:
+        """Stop every agent and the host; an exit code (0: clean)."""
+        ...
+
+    async def kill(self) -> None:
+        """End the host abruptly, as a crash would (nothing stopped cleanly)."""
+        ...
+
+
+HostLauncher = Callable[[Sequence[HostPlan]], Awaitable[Sequence[HostHandle]]]
+"""Starts hosts for plans and returns their handles once every agent accepts messages."""
 
 
 class HostProcess:

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from agents.base import AgentDeps, AgoraAgent
 from agents.capabilities.control import Command, Empty, call
-from agents.host import HostProcess
+from agents.host import HostHandle, HostLauncher
 from agents.markets.plugin import Ledger, Participant, Phase, Stage
 from agents.offload import OFFLOAD_ENV
 from agents.process import AgentProcess, load_factory, spawn_agent
@@ -63,7 +63,7 @@ class Member:
     address: str
     agent: AgoraAgent | None = None
     process: AgentProcess | None = None
-    host: HostProcess | None = None
+    host: HostHandle | None = None
     alive: bool = True
 
 
@@ -80,6 +80,7 @@ class Economy:
         registry_url: str | None = None,
         hosts: int = 0,
         host_addresses: Sequence[str] = DEFAULT_ADDRESSES,
+        launcher: HostLauncher = start_hosts,
     ) -> None:
         self.scenario = scenario
         self.chain = chain
@@ -90,7 +91,9 @@ class Economy:
         self.hosts = hosts
         """Agent-host processes the other participants are dealt to (0: they run in this process)."""
         self.host_addresses = tuple(host_addresses)
-        self._host_processes: list[HostProcess] = []
+        self.launcher = launcher
+        """How hosts start: local child processes (default), or Ray actors (marketplace/sim/ray_hosts.py)."""
+        self._host_processes: list[HostHandle] = []
         self.registry_url = registry_url
         """A registry that outlives the run (`agora demo --serve`); None: the run serves its own."""
         self.seed = scenario.seed
@@ -217,7 +220,7 @@ class Economy:
         peers = {self._operator.address: [self._operator.endpoint]}
         specs = [m.spec for m in self.members.values() if m.spec.role not in self.processes]
         plans = host_plans(specs, self.hosts, settings, common, peers, self.host_addresses)
-        self._host_processes = await start_hosts(plans)
+        self._host_processes = list(await self.launcher(plans))
         for host in self._host_processes:
             for name, (address, endpoint) in host.agents.items():
                 self.members[name].host = host
@@ -228,7 +231,7 @@ class Economy:
         its agents come back from their stores, with the same addresses and endpoints."""
         crashed = self._host_processes[index]
         await crashed.kill()
-        (again,) = await start_hosts([crashed.plan.pinned(crashed.url)])
+        (again,) = await self.launcher([crashed.plan.pinned(crashed.url)])
         self._host_processes[index] = again
         for name in again.agents:
             self.members[name].host = again

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agents.host import HostedAgent, HostPlan, HostProcess, spawn_host
+from agents.host import HostedAgent, HostHandle, HostPlan, HostProcess, spawn_host
 from agents.markets.plugin import Participant
 from agents.settings import AgentSettings
 
@@ -44,8 +44,9 @@ def host_plans(
     return plans
 
 
-async def start_hosts(plans: Sequence[HostPlan], at_once: int = 2) -> list[HostProcess]:
-    """Spawn every host (at most `at_once` starting together: each imports torch and web3 on 2 cores)."""
+async def start_hosts(plans: Sequence[HostPlan], at_once: int = 2) -> Sequence[HostHandle]:
+    """Spawn every host as a local child process (at most `at_once` starting together: each imports torch and web3
+    on 2 cores). The default HostLauncher of the economy runner."""
     starting = asyncio.Semaphore(at_once)
 
     async def start(plan: HostPlan) -> HostProcess:
