@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from marketplace.chain.node import free_port
 from marketplace.paths import project_root
 from tests.registry.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -186,3 +187,58 @@ async def test_demoServe_dashboardShowsTheEconomyLive_andCtrlCStopsEverything(tm
     with pytest.raises(aiohttp.ClientError):
         async with aiohttp.ClientSession() as session, session.get(base + "v1/health"):
             pass
+
+
+@pytest.mark.parametrize(
+    ("signum", "whole_group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigterm-to-agora", "ctrl-c-to-the-terminal-group"],
+)
+async def test_demoServe_stoppedMidRun_exitsCleanlyWithoutOrphans(
+    tmp_path: Path, signum: signal.Signals, whole_group: bool
+) -> None:
+    # A terminal's Ctrl-C reaches every process of the foreground group (anvil included), SIGTERM only agora.
+    command = [str(ROOT / ".venv/bin/agora"), "demo", "--serve", "--port", str(free_port())]
+    env = {**os.environ, "COLUMNS": "200", "AGORA_HOME": str(tmp_path / "home")}
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    out: list[str] = []
+    err: list[str] = []
+    url: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    readers = [
+        asyncio.create_task(_read_lines(process.stdout, out, url)),
+        asyncio.create_task(_read_lines(process.stderr, err)),
+    ]
+    try:
+        base = await asyncio.wait_for(url, timeout=120)
+        await _wait_until_serving(base, asyncio.get_running_loop().time() + 180)
+        anvil = [pid for pid, cmd in _children(process.pid).items() if "anvil" in cmd]
+        assert len(anvil) == 1
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):  # until the agents trade: cards are up and the run reports a phase
+                async with session.get(base + "v1/economy") as answer:
+                    if (await answer.json()).get("run", {}).get("phase"):
+                        break
+                await asyncio.sleep(0.2)
+        if whole_group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        code = await asyncio.wait_for(process.wait(), timeout=60)
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        for reader in readers:
+            await reader
+    text = "\n".join(out + err)
+    assert code == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert "KeyboardInterrupt" not in text, text[-3000:]
+    assert out[-1] == "stopped: agents, registry, dashboard and chain", out[-5:]
+    assert "report:" not in text  # cut short: no report claims to describe the run
+    assert not _running(anvil[0]), "anvil outlived agora demo --serve"
