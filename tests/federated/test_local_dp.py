@@ -22,6 +22,7 @@ from marketplace.ml.federated.local import (
     fedavg,
     flatten,
     initial_weights,
+    train_many,
     unflatten,
 )
 from marketplace.ml.federated.shopping import heldout_events, user_history
@@ -97,6 +98,16 @@ def test_train_reusedTrainerKeepsNoStateBetweenUsers(trainer: LocalTrainer, weig
     trainer.train(weights, bob, LocalConfig(dp=None), seed=5)
     assert np.array_equal(before.delta, trainer.train(weights, alice, LocalConfig(), seed=3).delta)
     assert np.array_equal(before.delta, LocalTrainer(SPEC).train(weights, alice, LocalConfig(), seed=3).delta)
+
+
+def test_trainMany_equalsTrainingEachUserAlone(trainer: LocalTrainer, weights: WeightVector) -> None:
+    histories = [user_history(SPEC, u, 64, seed=u) for u in (3, 4, 5)]
+    config = LocalConfig(dp=DPConfig(1.0, 1.0))
+    batch = train_many(SPEC, weights, histories, config, [11, 12, 13])
+    for update, history, seed in zip(batch, histories, (11, 12, 13), strict=True):
+        assert np.array_equal(update.delta, trainer.train(weights, history, config, seed=seed).delta)
+    with pytest.raises(TrainingError, match="one seed per history"):
+        train_many(SPEC, weights, histories, config, [1])
 
 
 def test_train_leavesGlobalWeightsUnchanged(

@@ -26,6 +26,7 @@ from marketplace.ml.federated.secagg import (
     MaskedInput,
     ProtocolViolation,
     Quantisation,
+    RebuiltSecrets,
     RevealedShare,
     RoundAborted,
     RoundConfig,
@@ -38,6 +39,7 @@ from marketplace.ml.federated.secagg import (
     dequantise,
     neighbours_of,
     quantise,
+    rebuild_secrets,
     run_round,
 )
 
@@ -306,6 +308,26 @@ def test_shamir_threeSplitsPerClientAndOneCombinePerSurvivor(monkeypatch: pytest
     # b and the seed of s_sk are one 16-byte secret each: 2 splits per client; 1 combine per survivor and per
     # dropped client.
     assert calls == {"split": 2 * 8, "combine": 7 + 1}
+
+
+def test_unmasking_rebuiltInChunksAsInParallelWorkers() -> None:
+    config = _config(n=10, threshold=3, neighbours=4)
+    updates = _updates(config, seed=5)
+    clients, server, request = _through_masking(config, updates, drop={2, 7})
+    shares = server.collect_unmask_responses(clients[i].unmask(request) for i in request.survivors)
+    # Only what the sum needs: every survivor's b and the s_sk seed of each dropped client (both had neighbours).
+    assert sorted(shares.b) == list(request.survivors)
+    assert sorted(shares.s_seeds) == [2, 7]
+    parts = shares.chunks(3)
+    owned = [(owner, "b") for part in parts for owner in part.b] + [(o, "s") for part in parts for o in part.s_seeds]
+    assert sorted(owned) == sorted([(i, "b") for i in request.survivors] + [(2, "s"), (7, "s")])
+    shipped = [pickle.loads(pickle.dumps(part)) for part in parts]  # noqa: S301 -- as a process pool would ship them
+    rebuilt = [rebuild_secrets(part) for part in shipped]
+    missing = RebuiltSecrets.merge(rebuilt[:2])
+    with pytest.raises(ProtocolViolation, match="not those of this round"):
+        server.finish(missing)
+    result = server.finish(RebuiltSecrets.merge(rebuilt))
+    assert np.abs(result.total - _plain_sum(updates, result.survivors)).max() <= _tolerance(config)
 
 
 def test_shares_haveTheDocumentedSizes() -> None:

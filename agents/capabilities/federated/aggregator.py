@@ -46,12 +46,14 @@ from marketplace.ml.federated.local import evaluate, flatten, unflatten
 from marketplace.ml.federated.secagg import (
     EncryptedShares,
     MaskedInput,
+    RebuiltSecrets,
     RevealedShare,
     RoundAborted,
     RoundConfig,
     SecAggError,
     ServerRound,
     UnmaskResponse,
+    rebuild_secrets,
 )
 from protocols import federated
 from protocols.errors import ErrorCode
@@ -80,6 +82,8 @@ M = TypeVar("M", bound=Model)
 MAX_HELDOUT_BYTES = 4 * 1024 * 1024
 STEP_WAIT = 60.0
 """Seconds a participant has to answer one round step before it counts as dropped."""
+REBUILD_JOBS = 2
+"""Offload jobs the Shamir combines of one round's unmasking are split into (one per default pool worker)."""
 
 
 class Assignment(Record):
@@ -306,7 +310,9 @@ class FederatedAggregator(Capability):
                 UnmaskResponse(rid, r.index, _revealed(r.b_shares), _revealed(r.s_sk_shares)) for r in revealed.values()
             ]
             outcome.survivors, outcome.dropped = len(request.survivors), len(request.dropped)
-            result = await offload(server.aggregate, responses)
+            shares = server.collect_unmask_responses(responses)  # checks only: cheap, on the loop
+            parts = await asyncio.gather(*(offload(rebuild_secrets, part) for part in shares.chunks(REBUILD_JOBS)))
+            result = await offload(server.finish, RebuiltSecrets.merge(parts))
         except RoundAborted as exc:
             outcome.reason = exc.reason
             return outcome, None, []
