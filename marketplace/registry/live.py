@@ -65,6 +65,7 @@ class EconomyView:
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     disputes: dict[int, dict[str, Any]] = field(default_factory=dict)
     models: dict[int, dict[str, Any]] = field(default_factory=dict)
+    campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     attestations: int = 0
     slashed: int = 0
     run: dict[str, Any] = field(default_factory=dict)
@@ -185,6 +186,24 @@ class EconomyView:
         parents = [_int(p) for p in event.args["parents"].split(",") if p]
         _bounded_put(self.models, key, {"id": key, "creator": event.args["creator"], "parents": parents})
 
+    def _campaign(self, event: EconomyEvent) -> None:
+        args, key = event.args, _int(event.args["campaignId"])
+        if event.event == "CampaignCreated":
+            row: dict[str, Any] = {"id": key, "advertiser": args["advertiser"], "merchant": args["merchant"]}
+            row.update(budget=_int(args["budget"]), payout=_int(args["payout"]), conversions=0, paid=0, roots=0)
+            _bounded_put(self.campaigns, key, row)["state"] = "running"
+            return
+        found = self.campaigns.get(key)
+        if found is None:
+            return
+        if event.event == "RootPublished":
+            found["roots"] += 1
+        elif event.event == "ConversionClaimed":
+            found["conversions"] += 1
+            found["paid"] += _int(args["userAmount"]) + _int(args["publisherAmount"])
+        elif event.event == "CampaignRefunded":
+            found.update(state="refunded", refunded=_int(args["amount"]))
+
     # --- what the runner publishes ----------------------------------------------------------------
     def publish_run(self, run: dict[str, Any]) -> None:
         """Replace the run's figures (called in-process by the economy runner; JSON-able values only)."""
@@ -230,6 +249,7 @@ class EconomyView:
             "validations": {"attestations": self.attestations, "disputes": len(disputes), "slashed": self.slashed},
             "disputes": disputes,
             "lineage": [self._named(m, "creator") for m in self.models.values()],
+            "campaigns": [self._named(c, "advertiser", "merchant") for c in self.campaigns.values()],
             "run": self.run,
         }
 
@@ -254,4 +274,8 @@ _HANDLERS: dict[tuple[str, str], Callable[[EconomyView, EconomyEvent], None]] = 
         for e in ("Attested", "Slashed", "DisputeOpened", "CommitteeDrawn", "Voted", "DisputeResolved")
     },
     ("ModelRegistry", "ModelRegistered"): EconomyView._model,
+    **{
+        ("AdCampaigns", e): EconomyView._campaign
+        for e in ("CampaignCreated", "RootPublished", "ConversionClaimed", "CampaignRefunded")
+    },
 }

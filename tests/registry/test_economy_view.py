@@ -168,3 +168,20 @@ async def test_economyEndpoint_followsTheChain_readOnly(
         refused = await chain_registry.request(method, "/v1/economy", json={"run": {"status": "forged"}})
         assert refused.status == 405, method
     assert (await (await chain_registry.get("/v1/economy")).json())["run"] == {}
+
+
+def test_fold_adCampaign_conversionsPaidAndRefund() -> None:
+    view = EconomyView()
+    view.label(ALICE, "advertiser-1", "advertiser")
+    created = {"advertiser": ALICE, "merchant": BOB, "publisher": CAROL, "budget": "100", "payout": "10"}
+    view.fold(event("AdCampaigns", "CampaignCreated", campaignId="2", **created, publisherBps="0", end="9"))
+    view.fold(event("AdCampaigns", "RootPublished", campaignId="2", root="77"))
+    for nullifier in ("1", "2"):
+        paid = {"payee": CAROL, "userAmount": "8", "publisherAmount": "2"}
+        view.fold(event("AdCampaigns", "ConversionClaimed", campaignId="2", nullifier=nullifier, **paid))
+    view.fold(event("AdCampaigns", "CampaignRefunded", campaignId="2", advertiser=ALICE, amount="80"))
+    (campaign,) = view.snapshot()["campaigns"]
+    assert campaign == {
+        "id": 2, "advertiser": "advertiser-1", "merchant": BOB, "budget": 100, "payout": 10, "conversions": 2,
+        "paid": 20, "roots": 1, "state": "refunded", "refunded": 80,
+    }  # fmt: skip

@@ -125,6 +125,15 @@ function drawLineage(lineage, royalties) {
   document.getElementById("model-count").textContent = String(lineage.length);
 }
 
+function drawCampaigns(campaigns) {
+  const rows = [...campaigns].reverse().map((c) => el("tr", { "data-id": String(c.id) },
+    el("td", {}, String(c.id)), el("td", {}, `${c.advertiser} → ${c.merchant}`),
+    el("td", { class: "num" }, formatAGT(c.budget)), el("td", { class: "num" }, String(c.conversions)),
+    el("td", { class: "num" }, formatAGT(c.paid)), el("td", {}, stateBadge(c.state))));
+  fillTable("campaigns", rows);
+  document.getElementById("campaign-count").textContent = String(campaigns.length);
+}
+
 function drawPanels(panels) {
   const nodes = panels.map((panel) => {
     const head = el("tr", {}, ...panel.columns.map((c) => el("th", {}, c)));
@@ -150,6 +159,7 @@ async function refreshEconomy() {
   drawJobs(view.jobs);
   drawDisputes(view.disputes, view.validations);
   drawLineage(view.lineage, view.run.royalties || {});
+  drawCampaigns(view.campaigns);
   drawPanels(view.run.panels || []);
   drawRun(view.run);
 }
