@@ -310,8 +310,8 @@ class FederatedAggregator(Capability):
                 UnmaskResponse(rid, r.index, _revealed(r.b_shares), _revealed(r.s_sk_shares)) for r in revealed.values()
             ]
             outcome.survivors, outcome.dropped = len(request.survivors), len(request.dropped)
-            shares = server.collect_unmask_responses(responses)  # checks only: cheap, on the loop
-            parts = await asyncio.gather(*(offload(rebuild_secrets, part) for part in shares.chunks(REBUILD_JOBS)))
+            secrets = server.collect_unmask_responses(responses)  # checks only: cheap, on the loop
+            parts = await asyncio.gather(*(offload(rebuild_secrets, part) for part in secrets.chunks(REBUILD_JOBS)))
             result = await offload(server.finish, RebuiltSecrets.merge(parts))
         except RoundAborted as exc:
             outcome.reason = exc.reason
