@@ -61,18 +61,26 @@ class AgentHost:
     """One HTTP server for many agents; `public_url` is how peers reach it (default: the bound loopback URL)."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, public_url: str | None = None, max_body: int | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        public_url: str | None = None,
+        max_body: int | None = None,
+        advertise: str | None = None,
     ) -> None:
         self._host = host
         self._public_url = public_url.rstrip("/") if public_url else None
+        self._advertise = advertise or host
         self._max_body = max_body or Limits().max_message_bytes
         self._agents: dict[str, AgoraAgent] = {}
         self._server = EnvelopeServer(host, port, _no_submit, self._max_body, routes={PREFIX: self._route})
 
     @property
     def url(self) -> str:
-        """The base URL peers reach this host at."""
-        return self._public_url or f"http://{self._host}:{self._server.port}"
+        """The base URL peers reach this host at: `public_url`, else the bound port at `advertise` (a wildcard bind
+        such as 0.0.0.0 names no address a peer can reach: advertise the machine's own), else at the bound address."""
+        return self._public_url or f"http://{self._advertise}:{self._server.port}"
 
     @property
     def agents(self) -> dict[str, AgoraAgent]:
@@ -180,12 +188,10 @@ class HostPlan:
         return cls(agents=agents, **data)
 
 
-async def serve_plan(plan: HostPlan, commands: asyncio.StreamReader | None = None) -> None:
-    """Child side: bind, build and start every agent, print one READY line, then serve until SIGTERM/SIGINT.
-
-    `commands` (the parent's pipe) carries one JSON object per line: `{"stop": name}` stops that agent (fault
-    injection) and is answered with a STOPPED line."""
-    server = AgentHost(plan.host, plan.port, public_url=plan.public_url)
+async def start_plan(plan: HostPlan, advertise: str | None = None) -> tuple[AgentHost, dict[str, str]]:
+    """Bind the plan's host in this event loop, then build and start each of its agents; the host and each agent's
+    address by name. If an agent fails to start, the host and those already started are stopped."""
+    server = AgentHost(plan.host, plan.port, public_url=plan.public_url, advertise=advertise)
     await server.start()
     resolver = StaticResolver(plan.peers)
     names: dict[str, str] = {}
@@ -196,8 +202,26 @@ async def serve_plan(plan: HostPlan, commands: asyncio.StreamReader | None = Non
             )
             await server.add(agent)
             names[hosted.settings.name] = agent.address
-        listed = [{"name": n, "address": a, "endpoint": server.agents[a].endpoint} for n, a in names.items()]
-        print(READY + json.dumps({"url": server.url, "agents": listed}), flush=True)
+    except BaseException:
+        await server.stop()
+        raise
+    return server, names
+
+
+def plan_info(server: AgentHost, names: dict[str, str]) -> dict[str, Any]:
+    """What a started host reports to its launcher: its URL and each agent's name, address and endpoint."""
+    listed = [{"name": n, "address": a, "endpoint": server.agents[a].endpoint} for n, a in names.items()]
+    return {"url": server.url, "agents": listed}
+
+
+async def serve_plan(plan: HostPlan, commands: asyncio.StreamReader | None = None) -> None:
+    """Child side: bind, build and start every agent, print one READY line, then serve until SIGTERM/SIGINT.
+
+    `commands` (the parent's pipe) carries one JSON object per line: `{"stop": name}` stops that agent (fault
+    injection) and is answered with a STOPPED line."""
+    server, names = await start_plan(plan)
+    try:
+        print(READY + json.dumps(plan_info(server, names)), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
