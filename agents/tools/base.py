@@ -8,6 +8,7 @@ records nothing but the transcript entry. Tools never take or return key materia
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -94,6 +95,23 @@ class ToolRefused(Exception):
 
 Action = Callable[[BaseModel], Awaitable[str]]
 
+
+class StrictTool(StructuredTool):
+    """A StructuredTool that validates its input even when its schema has no fields.
+
+    LangChain skips validation for a tool without arguments and drops whatever was passed; here a call with
+    arguments it does not take (`claim_payments(to="0x…")`) is invalid, not quietly run without them.
+    """
+
+    def _to_args_and_kwargs(
+        self, tool_input: str | dict[str, Any], tool_call_id: str | None
+    ) -> tuple[tuple[str, ...], dict[str, Any]]:
+        schema = self.args_schema
+        if isinstance(tool_input, dict) and isinstance(schema, type) and issubclass(schema, BaseModel):
+            schema.model_validate(tool_input)
+        return super()._to_args_and_kwargs(tool_input, tool_call_id)
+
+
 FAILURES: tuple[type[Exception], ...] = (
     LookupError,
     ValueError,
@@ -145,7 +163,7 @@ class Toolkit:
         def invalid(exc: ValidationError) -> str:
             return self.refuse(name, {}, "invalid_arguments", first_error(exc))
 
-        return StructuredTool.from_function(
+        return StrictTool.from_function(
             coroutine=run, name=name, description=description, args_schema=schema, handle_validation_error=invalid
         )
 

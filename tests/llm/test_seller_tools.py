@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage
 from agents.base import AgoraAgent
 from agents.capabilities.catalogue import CataloguePricing, ModelCatalogue
 from agents.capabilities.kit import composed
+from agents.capabilities.payment import ChannelPayee
 from agents.roles import seller as seller_role
 from agents.tools import RoleToolkit, toolkit_for
 from agents.tools.driver import drive
@@ -168,3 +169,15 @@ async def test_drive_fakeModelRunsTheSellerThroughItsTools(economy: World) -> No
     key_hex = seller.keys.account.key.hex().removeprefix("0x")
     assert all(key_hex not in str(m.content) for m in result.messages)
     assert key_hex not in report.model_dump_json()
+
+
+async def test_claimPayments_withArgumentsItDoesNotTakeRefusedNothingClaimed(economy: World) -> None:
+    seller, toolkit, price = await _paid_seller(economy, calls=1)
+    block = await economy.conn.w3.eth.block_number
+
+    result = await _run(toolkit, "claim_payments", to="0x000000000000000000000000000000000000dEaD")
+
+    assert result == "error[invalid_arguments]: to: Extra inputs are not permitted"
+    assert await economy.conn.w3.eth.block_number == block
+    payee = next(c for c in composed(seller) if isinstance(c, ChannelPayee))
+    assert payee.unclaimed() == price
