@@ -91,14 +91,19 @@ def chain_source(rpc_url: str | None, manifest: Path | None) -> ChainSource:
 @registry_app.command("serve")
 def serve(
     db: Annotated[
-        str | None, typer.Option(help="Database URL: sqlite:///PATH or postgresql://... (default: SQLite in .agora/).")
+        str | None,
+        typer.Option(
+            help="Database URL: sqlite:///PATH or postgresql://... (default: registry.db under AGORA_HOME, .agora/)."
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = DEFAULT_PORT,
     rpc_url: Annotated[
         str | None, typer.Option(help="Chain RPC URL for the dashboard feed (default: the `agora chain up` chain).")
     ] = None,
-    manifest: Annotated[Path | None, typer.Option(help="Deployment manifest (default: .agora/deployments/).")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Deployment manifest (default: deployments/ under AGORA_HOME, .agora/).")
+    ] = None,
     ttl: Annotated[float, typer.Option(help="Seconds an entry lives without a heartbeat.")] = 120.0,
     registry_id: Annotated[
         str | None,
