@@ -6,6 +6,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IAdCampaigns, IGroth16Verifier} from "./interfaces/IAdCampaigns.sol";
+import {ConversionBatchVerifier} from "./libraries/ConversionBatchVerifier.sol";
 
 /// @title AdCampaigns
 /// @notice Escrowed ad budgets paid per conversion proven in zero knowledge (Groth16, BN254) against
@@ -16,7 +17,9 @@ import {IAdCampaigns, IGroth16Verifier} from "./interfaces/IAdCampaigns.sol";
 ///      the proof, so nobody can redirect a claim. Campaign ids are sequential (assigned here). Every
 ///      token-moving path books first and transfers last (checks-effects-interactions) under
 ///      nonReentrant. There is no owner: only the advertiser gets refunds, only proven payees and the
-///      named publisher get payouts.
+///      named publisher get payouts. A batch's proofs are checked together (ConversionBatchVerifier: n + 3
+///      pairings instead of 4n), generated from the same verifying key as `verifier`; when the batch fails,
+///      each proof is checked alone to name the invalid one.
 contract AdCampaigns is IAdCampaigns, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -109,6 +112,9 @@ contract AdCampaigns is IAdCampaigns, ReentrancyGuardTransient {
         uint256[] memory userAmounts = new uint256[](count);
         address[] memory publishers = new address[](count);
         uint256[] memory publisherAmounts = new uint256[](count);
+        uint256[8][] memory proofs = new uint256[8][](count);
+        uint256[4][] memory signals = new uint256[4][](count);
+        uint256 booked = 0;
         for (uint256 i = 0; i < count; ++i) {
             ConversionClaim calldata c = claims[i];
             // Skipped, not reverted: a user may claim alone, so a relayer's batch must survive that.
@@ -116,11 +122,14 @@ contract AdCampaigns is IAdCampaigns, ReentrancyGuardTransient {
                 emit ClaimSkipped(c.campaignId, c.nullifier);
                 continue;
             }
-            (userAmounts[i], publisherAmounts[i], publishers[i]) =
-                _book(c.campaignId, c.root, c.nullifier, c.payee, c.proof);
+            (userAmounts[i], publisherAmounts[i], publishers[i]) = _bookUnverified(c.campaignId, c.root, c.nullifier, c.payee);
+            proofs[booked] = c.proof;
+            signals[booked] = [c.root, c.nullifier, c.campaignId, uint256(uint160(c.payee))];
+            ++booked;
         }
+        if (booked > 0) _verifyBatch(proofs, signals, booked);
         // Consecutive claims to one publisher are paid in one transfer.
-        uint256 pending;
+        uint256 pending = 0;
         for (uint256 i = 0; i < count; ++i) {
             if (userAmounts[i] > 0) token.safeTransfer(claims[i].payee, userAmounts[i]);
             pending += publisherAmounts[i];
@@ -170,9 +179,18 @@ contract AdCampaigns is IAdCampaigns, ReentrancyGuardTransient {
         return uint256(c.budget) - c.spent - c.refunded;
     }
 
-    /// @dev Checks one conversion whose nullifier is unused (the caller checked) and books it:
-    ///      nullifier burned, spent increased. Returns what to pay; the caller transfers.
+    /// @dev Checks one conversion whose nullifier is unused (the caller checked), proof included, and books it.
     function _book(uint256 campaignId, uint256 root, uint256 nullifier, address payee, uint256[8] calldata proof)
+        private
+        returns (uint256 userAmount, uint256 publisherAmount, address publisher)
+    {
+        (userAmount, publisherAmount, publisher) = _bookUnverified(campaignId, root, nullifier, payee);
+        if (!_verify(campaignId, root, nullifier, payee, proof)) revert InvalidProof(campaignId, nullifier);
+    }
+
+    /// @dev Checks everything but the proof and books the conversion: nullifier burned, spent increased. Returns
+    ///      what to pay; the caller transfers, after the proof is verified (or the whole call reverts).
+    function _bookUnverified(uint256 campaignId, uint256 root, uint256 nullifier, address payee)
         private
         returns (uint256 userAmount, uint256 publisherAmount, address publisher)
     {
@@ -183,13 +201,30 @@ contract AdCampaigns is IAdCampaigns, ReentrancyGuardTransient {
         uint256 payout = c.payout;
         uint256 remaining = uint256(c.budget) - c.spent; // refunded is zero before the end
         if (payout > remaining) revert BudgetExhausted(remaining);
-        if (!_verify(campaignId, root, nullifier, payee, proof)) revert InvalidProof(campaignId, nullifier);
         _nullifiers[campaignId][nullifier] = true;
         c.spent += uint96(payout); // fits: payout <= remaining <= budget
         publisherAmount = payout * c.publisherBps / BPS;
         userAmount = payout - publisherAmount;
         publisher = c.publisher;
         emit ConversionClaimed(campaignId, nullifier, payee, userAmount, publisherAmount);
+    }
+
+    /// @dev Verifies the first `booked` proofs of a batch together; if they fail, reverts naming the first one
+    ///      that fails alone (skipped claims are not in the batch: their nullifiers were burned before).
+    function _verifyBatch(uint256[8][] memory proofs, uint256[4][] memory signals, uint256 booked) private view {
+        assembly ("memory-safe") {
+            mstore(proofs, booked)
+            mstore(signals, booked)
+        }
+        if (ConversionBatchVerifier.verify(proofs, signals)) return;
+        for (uint256 i = 0; i < booked; ++i) {
+            uint256[8] memory p = proofs[i];
+            uint256[4] memory s = signals[i];
+            if (!verifier.verifyProof([p[0], p[1]], [[p[2], p[3]], [p[4], p[5]]], [p[6], p[7]], s)) {
+                revert InvalidProof(s[2], s[1]);
+            }
+        }
+        revert InvalidProof(0, 0); // unreachable while both verifiers share the key
     }
 
     /// @dev The proof against the circuit's public signals, in its order: root, nullifier, campaignId, payee.

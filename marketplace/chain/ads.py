@@ -16,7 +16,8 @@ CLAIM_GAS = 450_000
 """Gas limit sent with each claim: the verifier returns false (the claim reverts InvalidProof) when the
 pairing runs short of gas, so estimation cannot be trusted; a claim to a fresh payee uses ~360k."""
 CLAIM_MANY_GAS_PER_CLAIM = 340_000
-"""Gas limit per claim of a claimMany batch (plus CLAIM_MANY_GAS_BASE); a batch uses ~290k per claim."""
+"""Gas limit per claim of a claimMany batch (plus CLAIM_MANY_GAS_BASE). A batch verifies its proofs together and uses
+~145k per claim at 8 claims; the limit also covers the fallback that verifies each proof alone to name a bad one."""
 CLAIM_MANY_GAS_BASE = 100_000
 
 
