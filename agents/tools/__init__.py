@@ -22,7 +22,7 @@ from agents.capabilities.inference import InferenceClient
 from agents.capabilities.kit import Capability, composed
 from agents.capabilities.payment import ChannelPayee
 from agents.capabilities.validation import Evaluator, ReExecutor
-from agents.tools.base import Toolkit, ToolReport, tool_report
+from agents.tools.base import Toolkit
 from agents.tools.federated import FederatedSponsorToolkit, FederatedUserToolkit
 from agents.tools.seller import PriceBounds, SellerToolkit
 from agents.tools.training import TrainingToolkit
@@ -49,10 +49,6 @@ class RoleToolkit(Toolkit):
             for tool in part.tools():
                 seen.setdefault(tool.name, tool)
         return list(seen.values())
-
-    def report(self) -> ToolReport:
-        """Every call of the agent's tools, and the spend against its mandate."""
-        return tool_report(self.transcript, self.guard)
 
 
 def _one(capabilities: tuple[Capability, ...], kind: type[C]) -> C | None:

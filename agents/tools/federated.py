@@ -3,7 +3,8 @@ joined, claiming its rewards) and a sponsor's view of the jobs it funded (and ta
 
 A user joins a job when the job's aggregator invites it; the federated client then refuses any round its
 privacy budget cannot pay for, whatever a tool or a model asked. Opting in with the budget already spent is
-refused here too. Results are readable; errors are `error[<code>]: ...` with no side effect.
+refused here too. The choice holds until the agent restarts (its role options decide again then).
+Results are readable; errors are `error[<code>]: ...` with no side effect.
 """
 
 from __future__ import annotations
