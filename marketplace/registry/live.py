@@ -22,10 +22,13 @@ UNLABELLED = "other"
 """Role of an account nobody named (the treasury before a runner names it, a stranger)."""
 
 MAX_POINTS = 3_000
-"""Balance points kept (one per block that moved tokens); the answer samples them down to `series_points`."""
+"""Balance points kept (one per block that moved tokens); older ones merge into the base the series starts from."""
 
 MAX_ROWS = 400
 """Channels, jobs, disputes and models kept each; older ones are dropped first."""
+
+
+ZERO_ADDRESS = "0x" + "0" * 40
 
 
 def _int(value: str) -> int:
@@ -44,11 +47,11 @@ def _bounded_put(rows: dict[int, dict[str, Any]], key: int, row: dict[str, Any])
 
 @dataclass
 class BalancePoint:
-    """Token balances of every account that held tokens after a block."""
+    """The new token balances of the accounts a block changed (only those: a run may have thousands of accounts)."""
 
     block: int
     time: float
-    balances: dict[str, int]
+    changes: dict[str, int]
 
 
 @dataclass
@@ -60,7 +63,9 @@ class EconomyView:
     vouched: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Account → (name, role) from cards whose owner vouches for the agent on chain; `labels` win over these."""
     balances: Counter[str] = field(default_factory=Counter)
-    points: deque[BalancePoint] = field(default_factory=lambda: deque(maxlen=MAX_POINTS))
+    points: deque[BalancePoint] = field(default_factory=deque)
+    base: dict[str, int] = field(default_factory=dict)
+    """Balances before the oldest kept point."""
     channels: dict[int, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     disputes: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -105,14 +110,15 @@ class EconomyView:
     def _transfer(self, event: EconomyEvent) -> None:
         amount = _int(event.args["value"])
         sender, receiver = _addr(event.args["from"]), _addr(event.args["to"])
-        if sender != "0x" + "0" * 40:
-            self.balances[sender] -= amount
-        if receiver != "0x" + "0" * 40:
-            self.balances[receiver] += amount
-        if self.points and self.points[-1].block == event.block:
-            self.points[-1].balances = dict(self.balances)
-        else:
-            self.points.append(BalancePoint(event.block, event.time, dict(self.balances)))
+        if not self.points or self.points[-1].block != event.block:
+            if len(self.points) == MAX_POINTS:
+                self.base.update(self.points.popleft().changes)
+            self.points.append(BalancePoint(event.block, event.time, {}))
+        changes = self.points[-1].changes
+        for account, delta in ((sender, -amount), (receiver, amount)):
+            if account != ZERO_ADDRESS:  # mints and burns
+                self.balances[account] += delta
+                changes[account] = self.balances[account]
 
     def _channel(self, event: EconomyEvent) -> None:
         args, key = event.args, _int(event.args["channelId"])
@@ -217,16 +223,20 @@ class EconomyView:
 
     def series(self, points: int = 240) -> list[dict[str, Any]]:
         """Token balances summed by role, at most `points` of them, evenly spaced over the run, the last included."""
-        kept = list(self.points)
-        if len(kept) > points:
-            step = len(kept) / points
-            kept = [kept[int(i * step)] for i in range(points - 1)] + [kept[-1]]
+        count = len(self.points)
+        wanted = set(range(count)) if count <= points else {int(i * count / points) for i in range(points - 1)}
+        wanted.add(count - 1)
+        held = dict(self.base)
+        by_role: Counter[str] = Counter()
+        for account, amount in held.items():
+            by_role[self.role_of(account)] += amount
         out = []
-        for point in kept:
-            by_role: Counter[str] = Counter()
-            for account, amount in point.balances.items():
-                by_role[self.role_of(account)] += amount
-            out.append({"block": point.block, "time": point.time, "roles": dict(sorted(by_role.items()))})
+        for index, point in enumerate(self.points):
+            for account, amount in point.changes.items():
+                by_role[self.role_of(account)] += amount - held.get(account, 0)
+                held[account] = amount
+            if index in wanted:
+                out.append({"block": point.block, "time": point.time, "roles": dict(sorted(by_role.items()))})
         return out
 
     def _named(self, row: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -104,8 +104,13 @@ def run_demo(
             if serve is None:
                 report = run_economy(scenario, workdir, progress, processes)
             else:
-                live = LiveDemo(scenario, workdir, progress, processes)
-                return live.serve(serve.host, port, lambda r: _finish(r, out_dir, console, bars.stop))
+                url = f"http://{serve.host}:{port}/"
+
+                def finished(report: EconomyReport) -> None:
+                    _finish(report, out_dir, console, bars.stop)
+                    console.print(f"the run is over; the dashboard stays up at {url} until Ctrl-C")
+
+                return LiveDemo(scenario, workdir, progress, processes).serve(serve.host, port, finished)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     _finish(report, out_dir, console, lambda: None)
@@ -118,18 +123,30 @@ def _finish(report: EconomyReport, out_dir: Path, console: Console, stop_bars: C
     print_summary(report, console, out_dir)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def _stop_signals_interrupt() -> Iterator[None]:
     """SIGTERM stops a served demo as Ctrl-C does: outside the event loop, both raise KeyboardInterrupt."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _ignore_stop_signals() -> None:
+    # Once stopping, a second Ctrl-C must not cut the chain's shutdown short and leave anvil running.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class LiveDemo:
@@ -149,11 +166,14 @@ class LiveDemo:
         os.environ.setdefault(OFFLOAD_ENV, "thread")  # as run_economy: and no pool workers to interrupt on Ctrl-C
         # The dashboard's watcher warns while the node stops under it; that is the shutdown, not news.
         logging.getLogger("marketplace.registry").setLevel(logging.ERROR)
-        with _sigterm_interrupts(), contextlib.suppress(KeyboardInterrupt):
+        with _stop_signals_interrupt(), contextlib.suppress(KeyboardInterrupt):
             self.progress("chain", 0, 1)
             with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
                 self.progress("chain", 1, 1)
-                return asyncio.run(self._serve(chain, host, port, finished))
+                try:
+                    return asyncio.run(self._serve(chain, host, port, finished))
+                finally:
+                    _ignore_stop_signals()
         return None
 
     async def _serve(
@@ -165,7 +185,7 @@ class LiveDemo:
 
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, stopping.set)
         settings = RegistrySettings(
             database_url=f"sqlite+aiosqlite:///{self.workdir / 'registry.sqlite3'}",
@@ -185,7 +205,7 @@ class LiveDemo:
             return await self._run_until_stopped(economy, view, stopping, finished)
         finally:
             await site.cleanup()
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
 
     async def _run_until_stopped(

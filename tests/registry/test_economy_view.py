@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from marketplace.chain import ChainConnection, LocalChain, TokenClient
+from marketplace.registry import live
 from marketplace.registry.app import ECONOMY
 from marketplace.registry.live import ESCROWED, MAX_ROWS, UNLABELLED, EconomyView
 from marketplace.registry.models import EconomyEvent
@@ -185,3 +187,18 @@ def test_fold_adCampaign_conversionsPaidAndRefund() -> None:
         "id": 2, "advertiser": "advertiser-1", "merchant": BOB, "budget": 100, "payout": 10, "conversions": 2,
         "paid": 20, "roots": 1, "state": "refunded", "refunded": 80,
     }  # fmt: skip
+
+
+def test_series_oldPointsMergeIntoTheBase_totalsStayRight(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "MAX_POINTS", 10)
+    view = EconomyView()
+    view.label(ALICE, "treasury", "treasury")
+    view.label(BOB, "user-01", "user")
+    view.fold(event("AgoraToken", "Transfer", block=1, **{"from": ZERO, "to": ALICE, "value": "1000"}))
+    for block in range(2, 40):
+        view.fold(event("AgoraToken", "Transfer", block=block, **{"from": ALICE, "to": BOB, "value": "3"}))
+    series = view.series()
+    assert len(series) == 10
+    assert [p["block"] for p in series] == list(range(30, 40))
+    assert series[0]["roles"] == {"treasury": 1000 - 3 * 29, "user": 3 * 29}
+    assert series[-1]["roles"] == {"treasury": 1000 - 3 * 38, "user": 3 * 38}
