@@ -5,12 +5,23 @@ The payee's book is bound to the chain, never to what a peer says: a channel is 
 PaymentChannels records it (recipient = this agent's account, open, far enough from expiry, for a model
 sold here); a voucher counts only if the channel's on-chain sender signed it; a repeated ChannelOpened
 changes nothing; credits are keyed by (peer, job id), so one buyer cannot spend or block another's.
+
+By default the payee claims every channel holding unclaimed vouchers once it is within a margin of its expiry
+(`ExpiryClaims`: a number of block times, never less than a floor), and refuses vouchers on a channel from then
+on, so a buyer that refunds at expiry takes back nothing the seller was paid for.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import math
+import statistics
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from pydantic import BaseModel, Field
 from uagents import Context
 
 from agents.base import AgoraAgent
@@ -33,7 +44,34 @@ from protocols.errors import ErrorCode
 from protocols.payment import ChannelOpened, Receipt, Voucher
 
 MIN_CHANNEL_LIFETIME = 60
-"""A channel must stay open at least this long (s, chain time) for the payee to accept it."""
+"""A channel must stay open at least this long (s, chain time) before its claim point for the payee to accept it."""
+BLOCK_SAMPLE = 32
+"""Block-to-block gaps the payee's block-time estimate is the median of (robust to one long jump)."""
+BLOCK_TIME_TTL = 600.0
+"""How long (wall s) a block-time estimate is reused before it is measured again."""
+
+
+class ExpiryClaims(BaseModel):
+    """When a payee claims a channel before its expiry, so that its sender cannot refund paid vouchers.
+
+    A channel is due once its expiry is within `margin` of chain time: `margin_blocks` block times (the
+    median gap of the latest blocks), but never less than `min_margin` seconds nor less than two check
+    periods. From then on the payee claims it and refuses further vouchers on it.
+    """
+
+    margin_blocks: int = Field(default=25, ge=1)
+    min_margin: int = Field(default=300, ge=1)
+    """Seconds; also what a chain with instant blocks (anvil) gets."""
+    check_every: float = Field(default=30.0, gt=0)
+    """Wall seconds between two checks for due channels."""
+    watch: bool = True
+    """Check in the background; False leaves the checks to whoever calls `ChannelPayee.claim_due` (the seller's
+    `claim_due` command), while vouchers are still refused within the margin."""
+
+    def margin(self, block_time: float) -> int:
+        """Seconds before expiry at which a channel is claimed, for a chain producing a block every `block_time` s."""
+        return max(self.min_margin, math.ceil(self.margin_blocks * block_time), math.ceil(2 * self.check_every))
+
 
 PriceOf = Callable[[str, int], Awaitable[int]]
 """(buyer agent address, model token id) → agreed price per call in base units; raises Rejected if none."""
@@ -51,6 +89,8 @@ class PayeeChannel(Record):
     signature: str | None = None
     claimed: int = 0
     closed: bool = False
+    closing: bool = False
+    """Within the claim margin of expiry: claimed by the payee, no voucher accepted any more."""
 
 
 class Credit(Record):
@@ -65,16 +105,30 @@ class Credit(Record):
 
 
 class ChannelPayee(Capability):
-    """Accepts channels and vouchers, credits calls, and claims every channel's best voucher in one transaction."""
+    """Accepts channels and vouchers, credits calls, and claims every channel's best voucher in one transaction:
+    when asked, past `claim_threshold`, and (unless `expiry_claims` is None) before each channel expires."""
 
     def __init__(
-        self, agent: AgoraAgent, settlement: Settlement, price_of: PriceOf, claim_threshold: int | None = None
+        self,
+        agent: AgoraAgent,
+        settlement: Settlement,
+        price_of: PriceOf,
+        claim_threshold: int | None = None,
+        expiry_claims: ExpiryClaims | None = ExpiryClaims(),  # noqa: B008 - frozen defaults, never mutated
     ) -> None:
         super().__init__(agent)
         self.settlement = settlement
         self.price_of = price_of
         self.claim_threshold = claim_threshold
         """Claim on chain as soon as this much (base units) is unclaimed; None claims only when asked."""
+        self.expiry_claims = expiry_claims
+        self._block_time: tuple[float, float] | None = None
+        """(estimate in s, wall time measured)."""
+        self._claiming = asyncio.Lock()
+        self._watch: asyncio.Task[None] | None = None
+        if expiry_claims is not None and expiry_claims.watch:
+            agent.on_event("startup")(self._start_watch)
+            agent.on_event("shutdown")(self._stop_watch)
         self.channels = Repository(agent.store, "payee.channel", PayeeChannel)
         self.credits = Repository(agent.store, "payee.credit", Credit)
         self.claim_log: list[tuple[list[ChannelClaimed], int]] = []
@@ -100,7 +154,7 @@ class ChannelPayee(Capability):
                 raise Rejected(ErrorCode.REJECTED, "channel does not pay this agent")
             if channel.sender.lower() != msg.payer.lower() or channel.closed:
                 raise Rejected(ErrorCode.REJECTED, "channel sender mismatch or channel closed")
-            if channel.expiry <= await self.settlement.chain_time() + MIN_CHANNEL_LIFETIME:
+            if channel.expiry <= await self.settlement.chain_time() + await self.margin() + MIN_CHANNEL_LIFETIME:
                 raise Rejected(ErrorCode.REJECTED, "channel expires too soon")
             if not self.accepts_model(channel.model_id):
                 raise Rejected(ErrorCode.REJECTED, "channel is not for a model sold here")
@@ -122,6 +176,8 @@ class ChannelPayee(Capability):
         record = self.channels.get(msg.channel_id)
         if record is None or record.closed:
             raise Rejected(ErrorCode.REJECTED, "unknown channel: send ChannelOpened first")
+        if record.closing:
+            raise Rejected(ErrorCode.REJECTED, "channel is about to expire and was claimed: open a new one")
         price = await self.price_of(sender, record.model_chain_id)
         increase = msg.cumulative_amount - record.cumulative
         if msg.nonce != record.nonce:
@@ -178,8 +234,62 @@ class ChannelPayee(Capability):
         """Base units promised by stored vouchers and not yet claimed on chain."""
         return sum(max(0, c.cumulative - c.claimed) for c in self.channels.values() if not c.closed)
 
+    async def margin(self) -> int:
+        """Seconds before expiry at which this payee claims a channel (0 when it does not claim by expiry)."""
+        if self.expiry_claims is None:
+            return 0
+        return self.expiry_claims.margin(await self.block_time())
+
+    async def block_time(self) -> float:
+        """The chain's block time: the median gap between its latest blocks (measured again every 10 minutes)."""
+        if self._block_time is not None and time.monotonic() - self._block_time[1] < BLOCK_TIME_TTL:
+            return self._block_time[0]
+        eth = self.settlement.conn.w3.eth
+        head = await eth.block_number
+        first = max(head - BLOCK_SAMPLE, 0)
+        blocks = await asyncio.gather(*(eth.get_block(n) for n in range(first, head + 1)))
+        gaps = [int(b["timestamp"]) - int(a["timestamp"]) for a, b in itertools.pairwise(blocks)]
+        estimate = float(statistics.median(gaps)) if gaps else 0.0
+        self._block_time = (estimate, time.monotonic())
+        return estimate
+
+    async def claim_due(self) -> list[ChannelClaimed]:
+        """Mark every channel within the claim margin of expiry as closing, and claim what they hold unclaimed."""
+        deadline = await self.settlement.chain_time() + await self.margin()
+        due = False
+        for channel_id, record in self.channels.items():
+            if record.closed or record.expiry > deadline:
+                continue
+            if not record.closing:
+                record.closing = True  # no voucher from now on: what is claimed below is the channel's last word
+                self.channels.put(channel_id, record)
+            due = due or record.cumulative > record.claimed
+        return await self.claim() if due else []
+
+    async def _watch_expiries(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.claim_due()
+            except Exception as exc:  # a node hiccup must not end the watch: the next check retries
+                self.agent.logger.warning("claim before expiry failed, retrying in %.0f s: %s", every, exc)
+
+    async def _start_watch(self, _: Context) -> None:
+        assert self.expiry_claims is not None
+        self._watch = asyncio.get_running_loop().create_task(self._watch_expiries(self.expiry_claims.check_every))
+
+    async def _stop_watch(self, _: Context) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+
     async def claim(self) -> list[ChannelClaimed]:
         """Claim every channel's best unclaimed voucher in one claimMany (closed channels are skipped)."""
+        async with self._claiming:  # the watch, the threshold and the operator may ask at once
+            return await self._claim()
+
+    async def _claim(self) -> list[ChannelClaimed]:
         pending: list[SignedVoucher] = []
         for channel_id, record in self.channels.items():
             if record.closed or record.signature is None or record.cumulative <= record.claimed:

@@ -19,6 +19,7 @@ from agents.capabilities.escrow import EscrowProvider
 from agents.capabilities.federated.sponsor import FederatedSponsor, SponsoredJob, Sponsorship
 from agents.capabilities.inference import Attester, InferenceProvider
 from agents.capabilities.kit import compose
+from agents.capabilities.payment import ExpiryClaims
 from agents.capabilities.validation import DisputeVoter, Recomputer
 from agents.offload import offload
 from agents.roles.base import RoleOptions, role_parts
@@ -60,6 +61,8 @@ class SellerOptions(RoleOptions):
     child_royalty_bps: int = 1_000
     dishonest_rate: float = 0.0
     claim_threshold: int | None = None
+    claim_before_expiry: ExpiryClaims | None = ExpiryClaims()
+    """Claim each channel within a margin of its expiry (on by default); None claims only by threshold or command."""
 
 
 class BuildModels(BaseModel):
@@ -101,7 +104,7 @@ def build(settings: AgentSettings, deps: AgentDeps, options: dict[str, Any]) -> 
     if opts.training_price is not None:
         floor = opts.training_floor if opts.training_floor is not None else opts.training_price
         terms = TrainingTerms(opts.training_price, floor, opts.child_royalty_bps)
-    sale = sell_catalogue(parts, terms, opts.claim_threshold)
+    sale = sell_catalogue(parts, terms, opts.claim_threshold, opts.claim_before_expiry)
     catalogue, payee = sale.catalogue, sale.payee
     provider = InferenceProvider(agent, catalogue, payee, opts.dishonest_rate, opts.seed)
     attester = Attester(agent, settlement, provider)
