@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from marketplace.agent_cli import run_agent
 from marketplace.chain.deploy import LOCAL_NETWORK, DeployError, DeploySettings, deploy
 from marketplace.chain.manifest import Deployment, default_manifest_path
 from marketplace.chain.node import (
@@ -32,6 +33,8 @@ app = typer.Typer(help="agora: autonomous agent economies on a real EVM.", no_ar
 chain_app = typer.Typer(help="Run a local anvil chain with agora's contracts, or deploy to another network.")
 app.add_typer(chain_app, name="chain")
 app.add_typer(registry_app, name="registry")
+agent_app = typer.Typer(help="Run agents on this machine; they find each other through the registry.")
+app.add_typer(agent_app, name="agent")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -54,6 +57,9 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+agent_app.command("run")(friendly_errors(run_agent))
 
 
 def agora_version() -> str:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.capabilities.control import Empty
 from agents.capabilities.inference import InferencePlan
-from agents.markets.plugin import EconomyContext, Market, Participant, Phase, Refund
+from agents.markets.plugin import EconomyContext, Market, Participant, Phase, Refund, each
 from agents.roles import seller, selling, user, validator
 from agents.roles.seller import BuildModels, ModelOffer
 from marketplace.chain import ChannelsClient, ModelRegistryClient
@@ -129,9 +129,12 @@ class InferenceMarket(Market):
         async def inference(ctx: EconomyContext) -> None:
             users = ctx.names(user.ROLE)
             ctx.ledger.jobs.setdefault("inference", Counter())
-            for i, name in enumerate(users):
+            done = 0
+
+            async def buy(index: int) -> None:
+                nonlocal done
                 plan = InferencePlan(
-                    kind="recommender" if i % 2 == 0 else "classifier",
+                    kind="recommender" if index % 2 == 0 else "classifier",
                     calls=section.calls_per_user,
                     opening_per_call=section.user_opening_per_call,
                     max_per_call=section.user_max_per_call,
@@ -139,7 +142,7 @@ class InferenceMarket(Market):
                     sample_rate=section.sample_rate,
                     channel_ttl=section.channel_ttl,
                 )
-                outcome = await ctx.call(name, user.BUY_INFERENCE, plan, wait=600)
+                outcome = await ctx.call(users[index], user.BUY_INFERENCE, plan, wait=600)
                 ctx.ledger.calls.update(paid=outcome.paid_calls, refused=outcome.refused_calls, bad=outcome.bad_results)
                 ctx.ledger.jobs["inference"].update(paid=outcome.paid_calls, refused=outcome.refused_calls)
                 tally = ctx.ledger.validations
@@ -147,7 +150,10 @@ class InferenceMarket(Market):
                 tally.agreed += outcome.agreed
                 tally.disputed += outcome.disputed
                 tally.attestations += outcome.sampled
-                ctx.progress("inference", i + 1, len(users))
+                done += 1
+                ctx.progress("inference", done, len(users))
+
+            await each(ctx.concurrency, range(len(users)), buy)
 
         async def claims(ctx: EconomyContext) -> None:
             channels, registry = ChannelsClient(ctx.conn), ModelRegistryClient(ctx.conn)
@@ -193,11 +199,13 @@ class InferenceMarket(Market):
                     )
 
         async def refunds(ctx: EconomyContext) -> None:
-            for name in ctx.names(user.ROLE):
+            async def refund(name: str) -> None:
                 for amount in (await ctx.call(name, user.REFUND_CHANNELS, Empty())).amounts:
                     ctx.ledger.refunds.append(
                         Refund(kind="channel", payer=name, amount=amount, reason="unspent deposit after expiry")
                     )
+
+            await each(ctx.concurrency, ctx.names(user.ROLE), refund)
 
         return [
             Phase("models", "setup", models),

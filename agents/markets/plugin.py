@@ -10,9 +10,10 @@ market's phases in stage order, moves time, and accounts for tokens. Phases driv
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from agents.capabilities.control import Command
 from marketplace.chain import ChainConnection
 
+T = TypeVar("T")
 A = TypeVar("A", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
 
@@ -92,10 +94,33 @@ class MarketPanel(BaseModel):
     note: str = ""
 
 
+async def each(concurrency: int, items: Sequence[T], act: Callable[[T], Awaitable[None]]) -> None:
+    """Run `act` on every item, at most `concurrency` at a time (1: strictly in order). The first failure
+    cancels the rest and is raised."""
+    if concurrency <= 1:
+        for item in items:
+            await act(item)
+        return
+    slots = asyncio.Semaphore(concurrency)
+
+    async def bounded(item: T) -> None:
+        async with slots:
+            await act(item)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                group.create_task(bounded(item))
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+
+
 class EconomyContext(Protocol):
     """What a phase may do: command agents, look up participants, inject faults, read the chain, record results."""
 
     seed: int
+    concurrency: int
+    """How many agents a phase may drive at once (the scenario's `concurrency`; 1 keeps the run reproducible)."""
     ledger: Ledger
     conn: ChainConnection
     """A read-mostly chain connection (the treasury's)."""

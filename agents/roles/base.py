@@ -8,6 +8,7 @@ A role factory has the signature `build(settings, deps, options) -> AgoraAgent` 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,12 +77,41 @@ STAKE = Command("stake", Amount, Empty)
 class RoleParts:
     """An agent under construction: the agent, its settlement handles, its control channel and options."""
 
+    role: str
     agent: AgoraAgent
     settlement: Settlement
     control: Control
     options: RoleOptions
     offerings: Callable[[], list[Offering]] = list
     """What the agent's registry card offers, read when the card is published."""
+
+    def card(self) -> AgentCard:
+        """The registry card this agent publishes: where it is reached, what it offers, which account owns it."""
+        return AgentCard(
+            address=self.agent.address,
+            role=self.role,
+            name=self.agent.settings.name,
+            endpoints=[self.agent.endpoint],
+            offerings=self.offerings(),
+            owner=self.agent.keys.eth_address,
+        )
+
+    async def publish(self) -> AgentCard:
+        """Register the card, or update the one listed before."""
+        card = self.card()
+        await self.settlement.require_registry().publish(card)
+        return card
+
+
+_BUILT: weakref.WeakKeyDictionary[AgoraAgent, RoleParts] = weakref.WeakKeyDictionary()
+
+
+def parts_of(agent: AgoraAgent) -> RoleParts:
+    """The parts of an agent a role factory built (to publish its card from outside the control channel)."""
+    try:
+        return _BUILT[agent]
+    except KeyError:
+        raise ValueError(f"{agent.settings.name} was not built by a role factory") from None
 
 
 def role_parts(
@@ -119,16 +149,7 @@ def role_parts(
         return GasUse(gas=settlement.conn.gas_meter.totals())
 
     async def publish(_: Empty) -> CardPublished:
-        card = AgentCard(
-            address=agent.address,
-            role=role,
-            name=settings.name,
-            endpoints=[agent.endpoint],
-            offerings=parts.offerings(),
-            owner=wallet.eth_address,
-        )
-        await settlement.require_registry().publish(card)  # register, or update a card listed before
-        return CardPublished(card=card)
+        return CardPublished(card=await parts.publish())
 
     async def stake(args: Amount) -> Empty:
         await settlement.token.approve(settlement.staking.address, args.amount)
@@ -147,5 +168,6 @@ def role_parts(
 
     agent.on_event("shutdown")(close)
 
-    parts = RoleParts(agent, settlement, control, options)
+    parts = RoleParts(role, agent, settlement, control, options)
+    _BUILT[agent] = parts
     return parts

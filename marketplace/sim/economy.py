@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from agents.base import AgentDeps, AgoraAgent
 from agents.capabilities.control import Command, Empty, call
 from agents.host import HostHandle, HostLauncher
-from agents.markets.plugin import Ledger, Participant, Phase, Stage
+from agents.markets.plugin import Ledger, Participant, Phase, Stage, each
 from agents.offload import OFFLOAD_ENV
 from agents.process import AgentProcess, load_factory, spawn_agent
 from agents.resolver import StaticResolver
@@ -97,6 +97,7 @@ class Economy:
         self.registry_url = registry_url
         """A registry that outlives the run (`agora demo --serve`); None: the run serves its own."""
         self.seed = scenario.seed
+        self.concurrency = scenario.concurrency
         self.current_phase = ""
         self.ledger = Ledger()
         self.members: dict[str, Member] = {}
@@ -237,20 +238,30 @@ class Economy:
             self.members[name].host = again
 
     async def _fund(self, treasury: TokenClient) -> None:
-        for member in self.members.values():
+        async def fund(member: Member) -> None:
             rpc_call(self.chain.rpc_url, "anvil_setBalance", [member.wallet.eth_address, hex(GAS_MONEY)])
             if member.spec.funding:
                 await treasury.transfer(member.wallet.eth_address, member.spec.funding)
-        for name, member in self.members.items():
-            if member.spec.stake:
-                await self.call(name, STAKE, Amount(amount=member.spec.stake))
+
+        await each(self.concurrency, list(self.members.values()), fund)
+        staking = [name for name, member in self.members.items() if member.spec.stake]
+        await self._each_call(
+            staking, lambda name: self.call(name, STAKE, Amount(amount=self.members[name].spec.stake))
+        )
+
+    async def _each_call(self, names: Sequence[str], act: Callable[[str], Awaitable[Any]]) -> None:
+        """`act` on every named participant, `concurrency` at a time."""
+
+        async def run(name: str) -> None:
+            await act(name)
+
+        await each(self.concurrency, names, run)
 
     async def _advance(self, seconds: int) -> None:
         """Move the chain's clock and every live agent's simulated clock forward."""
         self.chain.increase_time(seconds)
-        for name, member in self.members.items():
-            if member.alive:
-                await self.call(name, ADVANCE_CLOCK, Seconds(seconds=seconds))
+        alive = [name for name, member in self.members.items() if member.alive]
+        await self._each_call(alive, lambda name: self.call(name, ADVANCE_CLOCK, Seconds(seconds=seconds)))
 
     # --- accounting -------------------------------------------------------------------------------
     def _add_gas(self, used: Any) -> None:
@@ -260,8 +271,8 @@ class Economy:
 
     async def _balances(self, token: TokenClient) -> dict[str, int]:
         found = {"treasury": await token.balance_of(self.chain.treasury.address)}
-        for name, member in self.members.items():
-            found[name] = await token.balance_of(member.wallet.eth_address)
+        held = await asyncio.gather(*(token.balance_of(m.wallet.eth_address) for m in self.members.values()))
+        found.update(zip(self.members, held, strict=True))
         for contract in ("JobEscrow", "PaymentChannels", "ValidatorStaking"):
             found[contract] = await token.balance_of(self.chain.deployment.address(contract))
         return found
@@ -314,12 +325,10 @@ class Economy:
                 await self._fund(token)
                 # Cards go up before set-up, so agents resolve each other (a seller fetches a parent model from its
                 # creator), and again after it, listing what set-up built.
-                for name in self.members:
-                    await self.call(name, PUBLISH_CARD, Empty())
+                await self._each_call(list(self.members), lambda name: self.call(name, PUBLISH_CARD, Empty()))
                 for phase in staged["setup"]:
                     await self._run_phase(phase)
-                for name in self.members:
-                    await self.call(name, PUBLISH_CARD, Empty())
+                await self._each_call(list(self.members), lambda name: self.call(name, PUBLISH_CARD, Empty()))
                 start = await self._snapshot(token, "funded")
                 timing["setup_seconds"] = time.perf_counter() - started
                 for phase in staged["trade"]:
@@ -335,9 +344,12 @@ class Economy:
                     await self._run_phase(phase)
                 final = await self._snapshot(token, "settled")
                 stakes = await self._stakes()
-                for name, member in self.members.items():
-                    if member.alive:
-                        self._add_gas(await self.call(name, GAS_USED, Empty()))
+                alive = [name for name, member in self.members.items() if member.alive]
+
+                async def tally_gas(name: str) -> None:
+                    self._add_gas(await self.call(name, GAS_USED, Empty()))
+
+                await self._each_call(alive, tally_gas)
             finally:
                 await self._stop_all()
             supply_after = await token.total_supply()

@@ -39,6 +39,9 @@ class Scenario(_Strict):
 
     name: str
     seed: int = 7
+    concurrency: int = Field(default=1, ge=1, le=256)
+    """How many agents a phase drives at once. 1: one after another, so the seed fixes the whole report; more:
+    faster on large economies, but the order of transactions (and so committee draws) varies between runs."""
     markets: dict[str, Any] = Field(min_length=1)
     faults: list[Fault] = Field(default_factory=list)
     _plugins: dict[str, Market] = PrivateAttr(default_factory=dict)
