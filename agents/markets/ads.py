@@ -21,7 +21,7 @@ from agents.capabilities.ads.campaign import CampaignPlan, CampaignPlans, Recipi
 from agents.capabilities.ads.merchant import MerchantOptions
 from agents.capabilities.ads.viewer import RelayChoice, ViewerOptions
 from agents.capabilities.control import Empty
-from agents.markets.plugin import EconomyContext, Market, Participant, Phase, Refund
+from agents.markets.plugin import EconomyContext, Market, MarketPanel, Participant, Phase, Refund
 from agents.roles import advertiser, merchant, relay, user
 from marketplace.chain.ads import AdCampaignsClient
 from marketplace.ml import RecommenderSpec
@@ -205,6 +205,23 @@ class AdsMarket(Market):
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return [path]
+
+    def panel(self, data: dict[str, Any]) -> MarketPanel | None:
+        """The advertisers' ROI table as it stands (filled once claims settle), with purchases and roots so far."""
+        if not data:
+            return None
+        rows: list[list[str | int | float]] = [
+            [r["campaign_id"], r["advertiser"], r["budget"] / AGT, r["spent"] / AGT, r["conversions"],
+             (r["cost_per_conversion"] or 0) / AGT, r["refunded"] / AGT]
+            for r in data.get("roi", [])
+        ]  # fmt: skip
+        return MarketPanel(
+            title="Ad campaigns: the advertisers' view (no identities)",
+            columns=["campaign", "advertiser", "budget AGT", "spent AGT", "verified conversions",
+                     "cost per conversion AGT", "refunded AGT"],
+            rows=rows,
+            note=f"{data.get('purchases', 0)} purchases, {len(data.get('roots', []))} roots published",
+        )  # fmt: skip
 
     def summary(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         """Conversions proven, spend, the relay's gas per claim."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from marketplace.sim.markets import installed_markets
 from tests.ads.conftest import SECTION, Observed
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -52,3 +53,13 @@ def test_roiTable_spendConversionsAndCostOnly(ads_run: Observed) -> None:
         assert row["cost_per_conversion"] == SECTION.payout
         assert set(row) == {"advertiser", "campaign_id", "headline", "budget", "payout", "spent", "conversions",
                             "refunded", "cost_per_conversion"}  # fmt: skip
+
+
+def test_panel_showsTheRoiTableWithoutIdentities(ads_run: Observed) -> None:
+    panel = installed_markets()["ads"].panel(ads_run.section)
+    assert panel is not None
+    assert len(panel.rows) == SECTION.advertisers
+    assert sum(int(row[4]) for row in panel.rows) == CONVERSIONS
+    text = repr(panel).lower()
+    assert not any(a.removeprefix("0x") in text for a in ads_run.accounts.values())
+    assert not any(a in text for a in ads_run.addresses.values())
