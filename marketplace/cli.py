@@ -188,6 +188,14 @@ def demo(
         int | None,
         typer.Option(min=1, max=65535, help="With --serve: the dashboard's port (default: 8700, or a free one)."),
     ] = None,
+    hosts: Annotated[
+        int,
+        typer.Option(min=0, max=64, help="Deal the agents over N agent-host processes talking HTTP (0: one process)."),
+    ] = 0,
+    host_address: Annotated[
+        list[str] | None,
+        typer.Option(help="With --hosts: the address host i binds (repeat; cycled), e.g. 127.0.0.2 127.0.0.3."),
+    ] = None,
 ) -> None:
     """Run an economy scenario (a YAML file or an embedded scenario's name) on a fresh local chain with the
     registry and every agent, then write the report. With --serve, watch it live in the dashboard."""
@@ -199,10 +207,14 @@ def demo(
         for name, description in embedded_scenarios().items():
             console.print(f"{name:<12} {description}", highlight=False)
         return
+    if host_address and not hosts:
+        raise ValueError("--host-address places agent hosts: use it with --hosts N")
+    from marketplace.sim.hosts import DEFAULT_ADDRESSES, Placement
     from marketplace.sim.runner import ServeOptions, run_demo
 
     options = ServeOptions(port=port) if serve else None
-    run_demo(scenario, out, console, frozenset(processes or ()), options)
+    placement = Placement(hosts=hosts, addresses=tuple(host_address or DEFAULT_ADDRESSES))
+    run_demo(scenario, out, console, frozenset(processes or ()), options, placement)
     if serve:
         console.print("stopped: agents, registry, dashboard and chain")
 

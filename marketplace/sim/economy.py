@@ -35,7 +35,7 @@ from agents.wallet import Wallet
 from marketplace.chain import ChainConnection, LocalChain, TokenClient
 from marketplace.chain.node import free_port, rpc_call
 from marketplace.registry.app import RegistrySettings, create_app
-from marketplace.sim.hosts import DEFAULT_ADDRESSES, host_plans, start_hosts
+from marketplace.sim.hosts import DEFAULT_ADDRESSES, Placement, host_plans, start_hosts
 from marketplace.sim.report import AgentBalance, EconomyReport, GasFigure
 from marketplace.sim.scenario import Scenario
 
@@ -425,9 +425,7 @@ def run_economy(
     workdir: Path,
     progress: Progress | None = None,
     processes: frozenset[str] = frozenset(),
-    *,
-    hosts: int = 0,
-    host_addresses: Sequence[str] = DEFAULT_ADDRESSES,
+    placement: Placement | None = None,
 ) -> EconomyReport:
     """Start a fresh anvil with agora deployed, run the scenario on it, stop everything, return the report."""
     from marketplace.chain import local_chain
@@ -441,7 +439,7 @@ def run_economy(
     # hashes) and so the whole report repeat for a seed.
     with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
         report("chain", 1, 1)
-        economy = Economy(scenario, chain, workdir, progress, processes, hosts=hosts, host_addresses=host_addresses)
+        economy = Economy(scenario, chain, workdir, progress, processes, **(placement or Placement()).economy_kwargs())
         return asyncio.run(economy.run())
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from agents.host import HostedAgent, HostHandle, HostPlan, HostProcess, spawn_host
+from agents.host import HostedAgent, HostHandle, HostLauncher, HostPlan, HostProcess, spawn_host
 from agents.markets.plugin import Participant
 from agents.settings import AgentSettings
 
@@ -60,3 +61,17 @@ async def start_hosts(plans: Sequence[HostPlan], at_once: int = 2) -> Sequence[H
         await asyncio.gather(*(host.stop() for host in started))
         raise failures[0]
     return started
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's agents live: in the runner's process (`hosts=0`), or dealt over `hosts` agent hosts bound to
+    `addresses` and started by `launcher` (local child processes by default; Ray actors: sim/ray_hosts.py)."""
+
+    hosts: int = 0
+    addresses: tuple[str, ...] = DEFAULT_ADDRESSES
+    launcher: HostLauncher = field(default=start_hosts)
+
+    def economy_kwargs(self) -> dict[str, Any]:
+        """The Economy keyword arguments this placement stands for."""
+        return {"hosts": self.hosts, "host_addresses": self.addresses, "launcher": self.launcher}

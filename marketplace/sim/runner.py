@@ -23,6 +23,7 @@ from marketplace.chain.ape_env import configure_ape_environment
 from marketplace.registry.live import EconomyView
 from marketplace.sim.economy import CLOCK_START, Economy, run_economy
 from marketplace.sim.economy import Progress as ProgressHook
+from marketplace.sim.hosts import Placement
 from marketplace.sim.report import EconomyReport, print_summary, write_report
 from marketplace.sim.scenario import Scenario, load_scenario
 
@@ -75,6 +76,7 @@ def run_demo(
     console: Console,
     processes: frozenset[str] = frozenset(),
     serve: ServeOptions | None = None,
+    placement: Placement | None = None,
 ) -> EconomyReport | None:
     """Run one scenario end to end and write its report into out_dir; with `serve`, keep everything up for the
     live dashboard until SIGINT/SIGTERM (then the report is None if the run was cut short)."""
@@ -102,7 +104,7 @@ def run_demo(
                 bars.update(tasks[phase], completed=done)
 
             if serve is None:
-                report = run_economy(scenario, workdir, progress, processes)
+                report = run_economy(scenario, workdir, progress, processes, placement)
             else:
                 url = f"http://{serve.host}:{port}/"
 
@@ -110,7 +112,8 @@ def run_demo(
                     _finish(report, out_dir, console, bars.stop)
                     console.print(f"the run is over; the dashboard stays up at {url} until Ctrl-C")
 
-                return LiveDemo(scenario, workdir, progress, processes).serve(serve.host, port, finished)
+                live = LiveDemo(scenario, workdir, progress, processes, placement or Placement())
+                return live.serve(serve.host, port, finished)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     _finish(report, out_dir, console, lambda: None)
@@ -153,8 +156,16 @@ class LiveDemo:
     """One served run: a chain, a registry with the dashboard (watching that chain) and the economy, kept up
     after the run until SIGINT or SIGTERM, then stopped in order: agents, registry, chain."""
 
-    def __init__(self, scenario: Scenario, workdir: Path, progress: ProgressHook, processes: frozenset[str]) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        workdir: Path,
+        progress: ProgressHook,
+        processes: frozenset[str],
+        placement: Placement,
+    ) -> None:
         self.scenario = scenario
+        self.placement = placement
         self.workdir = workdir
         self.progress = progress
         self.processes = processes
@@ -201,7 +212,7 @@ class LiveDemo:
         try:
             await web.TCPSite(site, host, port).start()
             economy = Economy(self.scenario, chain, self.workdir, self.progress, self.processes,
-                              registry_url=f"http://{host}:{port}")  # fmt: skip
+                              registry_url=f"http://{host}:{port}", **self.placement.economy_kwargs())  # fmt: skip
             return await self._run_until_stopped(economy, view, stopping, finished)
         finally:
             await site.cleanup()
@@ -217,6 +228,9 @@ class LiveDemo:
         try:
             await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not run.done():
+                # Stopped mid-run: agents talking to peers that a terminal's Ctrl-C already stopped fail on the
+                # way out; those failures are the shutdown itself, not news worth a traceback.
+                logging.disable(logging.CRITICAL)
                 run.cancel()  # stops every agent (Economy.run's finally) before the registry and chain go
                 with contextlib.suppress(asyncio.CancelledError):
                     await run
