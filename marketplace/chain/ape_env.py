@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from marketplace.paths import project_root, state_dir
@@ -14,3 +15,6 @@ def configure_ape_environment() -> None:
     """
     os.environ.setdefault("SOLCX_BINARY_PATH", str(project_root() / "tools" / "solc"))
     os.environ.setdefault("APE_DATA_FOLDER", str(state_dir() / "ape"))
+    # Ape prints its lines through its own handler; a root handler that another library installs at import
+    # (uagents calls logging.basicConfig) must not print each of them a second time on stderr.
+    logging.getLogger("ape").propagate = False

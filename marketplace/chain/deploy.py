@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import chdir, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -244,9 +246,31 @@ def _deployer(settings: DeploySettings) -> AccountAPI:
     if settings.account is None:
         return ape.accounts.test_accounts[0]
     try:
-        return ape.accounts.load(settings.account)
+        account = ape.accounts.load(settings.account)
     except Exception as exc:  # Ape raises several types for a missing alias
         raise DeployError(f"no Ape account named {settings.account!r}: {exc}") from exc
+    _unlock_for_plan(account)
+    return account
+
+
+def _unlock_for_plan(account: AccountAPI) -> None:
+    """Unlock a keystore account once so it signs the whole plan unattended.
+
+    The passphrase comes from `APE_ACCOUNTS_<alias>_PASSPHRASE`, else from one prompt at a terminal; with neither,
+    or a wrong one, this refuses before any transaction is sent. Other account types keep their own confirmation.
+    """
+    from ape.exceptions import AccountsError
+    from ape_accounts import KeyfileAccount
+
+    if not isinstance(account, KeyfileAccount):
+        return
+    variable = f"APE_ACCOUNTS_{account.alias}_PASSPHRASE"
+    if not os.environ.get(variable) and not sys.stdin.isatty():
+        raise DeployError(f"account {account.alias!r} is locked: set {variable} (no terminal to ask for it)")
+    try:
+        account.set_autosign(True)
+    except AccountsError as exc:
+        raise DeployError(f"cannot unlock account {account.alias!r}: {exc}") from exc
 
 
 def deploy(settings: DeploySettings) -> Deployment:
@@ -261,11 +285,23 @@ def deploy(settings: DeploySettings) -> Deployment:
             gc.collect()
 
 
+def _compiled_project() -> Any:
+    """The checkout's Ape project, compiled with the checkout as working directory: its import remappings are
+    relative to it, so a deploy started from another directory (an Ape project naming the network) compiles too."""
+    import ape
+
+    root = project_root()
+    with chdir(root):
+        project = ape.Project(root)
+        project.load_contracts()
+    return project
+
+
 def _deploy(settings: DeploySettings) -> Deployment:
     with ape_connection(settings) as provider:
         import ape
 
-        project = ape.Project(project_root())
+        project = _compiled_project()
         deployer = _deployer(settings)
         ctx = DeployContext(deployer, project, settings.treasury or deployer.address, settings, {})
         records: dict[str, DeployedContract] = {}
