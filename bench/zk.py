@@ -129,7 +129,8 @@ def render(prove_s: list[float], verify_s: list[float], cli: tuple[list[float], 
         "## ZK conversion claims (bench/zk.py)",
         "",
         f"Conversion circuit (Poseidon Merkle depth 20, 5,362 constraints), dev setup; {len(prove_s)} warm proofs; "
-        f"{load_text}.",
+        f"{load_text}. Seconds scale with the machine's load (the 0.64 s reference was an idle machine); the ratios"
+        " and gas do not.",
         "",
         "| measure | median | baseline (same run) | ratio | goal |",
         "|---|---:|---:|---:|---|",
