@@ -174,6 +174,11 @@ class AdsMarket(Market):
         """Campaigns end `duration` after creation: the refunds open then."""
         return section.duration
 
+    def holders(self, data: dict[str, Any]) -> list[str]:
+        """Accounts outside the participants that hold this market's tokens at the end: the fresh payees (public
+        on chain). The runner's token accounting must add their balances for conservation to hold."""
+        return list(data.get("payees", []))
+
     def labels(self) -> dict[str, str]:
         """Progress-bar labels."""
         return {"ad conversions": "users rank ads locally and buy", "ad claims": "users prove conversions (Groth16)"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.markets.ads import MARKET
 from marketplace.sim.markets import installed_markets
 from tests.ads.conftest import SECTION, Observed
 
@@ -37,6 +38,9 @@ def test_market_paysFreshPayeesTheUserShare(ads_run: Observed) -> None:
 
 def test_market_conservesEveryToken(ads_run: Observed) -> None:
     assert sum(ads_run.after.values()) == sum(ads_run.before.values())
+    outside = MARKET.holders(ads_run.section)
+    assert sorted(outside) == sorted(ads_run.section["payees"])
+    assert sum(ads_run.after[p] for p in outside) == ads_run.flows["advertisers→fresh payees (ad conversions)"]
     assert ads_run.after["AdCampaigns"] == 0  # everything paid out or refunded
 
 
