@@ -265,7 +265,7 @@ def _unlock_for_plan(account: AccountAPI) -> None:
     if not isinstance(account, KeyfileAccount):
         return
     variable = f"APE_ACCOUNTS_{account.alias}_PASSPHRASE"
-    if not os.environ.get(variable) and not sys.stdin.isatty():
+    if not os.environ.get(variable) and not (sys.stdin is not None and sys.stdin.isatty()):
         raise DeployError(f"account {account.alias!r} is locked: set {variable} (no terminal to ask for it)")
     try:
         account.set_autosign(True)
@@ -301,8 +301,8 @@ def _deploy(settings: DeploySettings) -> Deployment:
     with ape_connection(settings) as provider:
         import ape
 
+        deployer = _deployer(settings)  # a locked account is refused before compiling
         project = _compiled_project()
-        deployer = _deployer(settings)
         ctx = DeployContext(deployer, project, settings.treasury or deployer.address, settings, {})
         records: dict[str, DeployedContract] = {}
         abis: dict[str, ABI] = {}
