@@ -166,7 +166,7 @@ def chain_down() -> None:
 @friendly_errors
 def demo(
     scenario: Annotated[
-        Path | None, typer.Argument(help="Scenario YAML or embedded scenario name (default: the 26-agent economy).")
+        Path | None, typer.Argument(help="Scenario YAML or embedded scenario name (default: the 28-agent economy).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Where to write report.json, report.html and the plots.")] = Path(
         "reports/demo"

@@ -179,6 +179,11 @@ class Market(ABC):
 
     name: ClassVar[str]
     section: ClassVar[type[BaseModel]]
+    varying: ClassVar[frozenset[str]] = frozenset()
+    """Keys of this market's report section that differ between runs of one seed by design (fresh keys,
+    randomised proofs); a report's deterministic view leaves them out."""
+    varying_gas: ClassVar[frozenset[str]] = frozenset()
+    """Operations whose gas differs between runs of one seed by design (calldata holding randomised proofs)."""
 
     @abstractmethod
     def participants(self, section: Any, seed: int) -> list[Participant]:
@@ -202,6 +207,11 @@ class Market(ABC):
 
     def summary(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         """(measure, value) rows of this market's report section for the terminal summary."""
+        return []
+
+    def holders(self, data: dict[str, Any]) -> list[str]:
+        """Accounts outside the participants that hold this market's tokens (e.g. fresh payees), from its report
+        section: the runner counts their balances, so every token stays accounted for."""
         return []
 
     def panel(self, data: dict[str, Any]) -> MarketPanel | None:

@@ -76,8 +76,14 @@ class EconomyReport(BaseModel):
     timing: dict[str, float] = Field(default_factory=dict)
 
     def deterministic_view(self) -> dict[str, Any]:
-        """The report without wall-clock fields: equal for equal seeds."""
-        return self.model_dump(mode="json", exclude=set(TIMING_FIELDS))
+        """The report without wall-clock fields and what markets declare varying by design: equal for equal seeds."""
+        view = self.model_dump(mode="json", exclude=set(TIMING_FIELDS))
+        for name, market in _markets(self).items():
+            for key in market.varying:
+                view["markets"][name].pop(key, None)
+            for operation in market.varying_gas:
+                view["gas_used"].pop(operation, None)
+        return view
 
 
 def write_report(report: EconomyReport, out_dir: Path) -> dict[str, Path]:

@@ -59,7 +59,7 @@ def dashboard_port(options: ServeOptions) -> tuple[int, str]:
     return port, f"port {DASHBOARD_PORT} is busy: the dashboard uses free port {port} instead"
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     # Agents and Ape log every step at INFO; the progress bars tell the story instead.
     configure_ape_environment()
     from ape.logging import logger as ape_logger  # Ape sets its own level when imported: set it after
@@ -82,7 +82,7 @@ def run_demo(
     live dashboard until SIGINT/SIGTERM (then the report is None if the run was cut short)."""
     scenario = load_scenario(scenario_path)
     port, note = dashboard_port(serve) if serve is not None else (0, "")
-    _quiet_libraries()
+    quiet_libraries()
     if serve is not None:
         # The URL comes first, so a newcomer can open the dashboard while the chain is still deploying.
         console.print(f"dashboard: http://{serve.host}:{port}/ (Ctrl-C stops the chain, registry and dashboard)")

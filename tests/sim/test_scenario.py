@@ -27,7 +27,7 @@ def _readme_scenario() -> str:
 def test_defaultScenario_mergesSellersNamedByTwoMarkets() -> None:
     scenario = load_scenario()
     people = {p.name: p for p in scenario.participants()}
-    assert len(people) == 26
+    assert len(people) == 28
     assert people["seller-a"].options["training_price"] > 0  # from the training market
     assert people["seller-a"].options["claim_threshold"] > 0  # from the inference market
     assert people["seller-a"].stake == people["validator-1"].stake > 0
