@@ -111,8 +111,7 @@ class Settlement:
         Sellers stake too (a slashable bond), so the on-chain order is filtered to agents whose registry
         card says they are validators.
         """
-        page = await self.require_registry().search(role="validator", limit=100)
-        by_owner = {entry.card.owner.lower(): entry for entry in page.results}
+        by_owner = {entry.card.owner.lower(): entry async for entry in self.cards("validator")}
         stakers = await self.staking.validators()
         ranked = await self.staking.select_validators(seed, len(stakers)) if stakers else []
         skip = {account.lower() for account in exclude}
