@@ -12,7 +12,8 @@ from functools import cached_property
 from pathlib import Path
 
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import SignableMessage, encode_defunct
+from eth_keys.exceptions import BadSignature
 
 from agents.wallet import Wallet
 from marketplace.chain import (
@@ -109,13 +110,19 @@ class Settlement:
         """Registered validators in ValidatorStaking's stake-weighted order for `seed`, minus `exclude` accounts.
 
         Sellers stake too (a slashable bond), so the on-chain order is filtered to agents whose registry
-        card says they are validators.
+        card says they are validators. A card chooses the owner it names, so a staker may come with several
+        candidate cards (at most 4, in registry order): only the one whose verdicts the staker's account signs
+        is its agent (`attestation_signer`).
         """
-        by_owner = {entry.card.owner.lower(): entry async for entry in self.cards("validator")}
+        by_owner: dict[str, list[AgentEntry]] = {}
+        async for entry in self.cards("validator"):
+            candidates = by_owner.setdefault(entry.card.owner.lower(), [])
+            if len(candidates) < 4:
+                candidates.append(entry)
         stakers = await self.staking.validators()
         ranked = await self.staking.select_validators(seed, len(stakers)) if stakers else []
         skip = {account.lower() for account in exclude}
-        return [by_owner[a.lower()] for a in ranked if a.lower() in by_owner and a.lower() not in skip]
+        return [entry for a in ranked if a.lower() not in skip for entry in by_owner.get(a.lower(), [])]
 
     async def cards(self, role: str | None = None) -> AsyncIterator[AgentEntry]:
         """Every registry entry (with `role`, when given), paging through all of them."""
@@ -146,8 +153,9 @@ class Settlement:
 
     def attestation(self, job_id: str, valid: bool, commitment: str) -> Attestation:
         """A signed Attestation of a recomputed commitment by this agent's settlement account."""
-        message = encode_defunct(text=f"agora-attestation:{job_id}:{int(valid)}:{commitment}")
-        signature: bytes = Account.sign_message(message, self.conn.account.key).signature
+        signature: bytes = Account.sign_message(
+            _attestation_message(job_id, valid, commitment), self.conn.account.key
+        ).signature
         return Attestation(
             job_id=job_id,
             validator=self.account,
@@ -166,6 +174,19 @@ class Settlement:
         if self.registry is not None:
             await self.registry.close()
         await self.conn.close()
+
+
+def _attestation_message(job_id: str, valid: bool, commitment: str) -> SignableMessage:
+    return encode_defunct(text=f"agora-attestation:{job_id}:{int(valid)}:{commitment}")
+
+
+def attestation_signer(attestation: Attestation) -> str | None:
+    """The account that signed an attestation's verdict (checksummed), or None when the signature is malformed."""
+    message = _attestation_message(attestation.job_id, attestation.valid, attestation.recomputed_commitment)
+    try:
+        return str(Account.recover_message(message, signature=attestation.signature))
+    except (ValueError, TypeError, BadSignature):
+        return None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from agents.capabilities.mandate import MandateExceeded
 from agents.capabilities.negotiation import BuyerLimits, NegotiationBuyer
 from agents.capabilities.payment import ChannelPayee, ChannelPayer
 from agents.mods import Rejected
-from agents.settlement import Settlement, kind_spec, to_bytes32
+from agents.settlement import Settlement, attestation_signer, kind_spec, to_bytes32
 from agents.state import Record, Repository, key
 from agents.transport import DeliveryError
 from marketplace.ml import InferenceRunner, ModelKind, ModelSpec, RecommenderSpec
@@ -370,12 +370,31 @@ class InferenceClient(Capability):
         except (RemoteError, DeliveryError, TimeoutError):
             outcome.disputed += 1
             return False
-        ranked = await self.settlement.ranked_validators(task, {entry.card.owner})
-        if not ranked:
-            return True
-        verdict = await self.agent.request(ranked[0].card.address, request, Attestation, wait=60)
-        if verdict.valid:
-            outcome.agreed += 1
+        verdict = await self._verdict(request, task, {entry.card.owner})
+        if verdict is None or verdict.valid:
+            outcome.agreed += verdict is not None
             return True
         outcome.disputed += 1
         return False
+
+    async def _verdict(
+        self, request: validation.ValidationRequest, task: bytes, exclude: set[str]
+    ) -> Attestation | None:
+        """The verdict of the validator the chain's stake-weighted draw names first, signed by its account. A card
+        names any owner it likes: a verdict signed by another key is ignored, and the next candidate card of the
+        same staker is asked. None: no staked validator answered."""
+        ranked = await self.settlement.ranked_validators(task, exclude)
+        if not ranked:
+            return None
+        first = ranked[0].card.owner.lower()
+        for candidate in (entry for entry in ranked if entry.card.owner.lower() == first):
+            try:
+                verdict = await self.agent.request(candidate.card.address, request, Attestation, wait=60)
+            except (RemoteError, DeliveryError, TimeoutError) as err:
+                self.agent.logger.info("validator card %s did not answer: %s", candidate.card.address[:16], err)
+                continue
+            signer = attestation_signer(verdict)
+            if verdict.job_id == request.job_id and signer is not None and signer.lower() == first:
+                return verdict
+            self.agent.logger.warning("verdict from %s not signed by the staker it names", candidate.card.address[:16])
+        return None
