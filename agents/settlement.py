@@ -124,11 +124,12 @@ class Settlement:
         skip = {account.lower() for account in exclude}
         return [entry for a in ranked if a.lower() not in skip for entry in by_owner.get(a.lower(), [])]
 
-    async def cards(self, role: str | None = None) -> AsyncIterator[AgentEntry]:
-        """Every registry entry (with `role`, when given), paging through all of them."""
+    async def cards(self, role: str | None = None, job_kind: str | None = None) -> AsyncIterator[AgentEntry]:
+        """Every registry entry (with `role` and offering `job_kind`, when given), in registry order (cheapest
+        first), paging through all of them."""
         offset: int | None = 0
         while offset is not None:
-            page = await self.require_registry().search(role=role, limit=100, offset=offset)
+            page = await self.require_registry().search(role=role, job_kind=job_kind, limit=100, offset=offset)
             for entry in page.results:
                 yield entry
             offset = page.next_offset

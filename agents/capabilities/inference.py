@@ -245,11 +245,16 @@ class InferenceClient(Capability):
         self._rng = random.Random(f"{seed}:{agent.name}")
         self._calls = 0
 
-    async def candidates(self, kind: ModelKind, excluded: set[str]) -> dict[str, tuple[AgentEntry, str]]:
-        """Live sellers offering inference on a model of `kind`: address → (entry, model id)."""
-        page = await self.settlement.require_registry().search(role="seller", job_kind="inference", limit=100)
+    async def candidates(
+        self, kind: ModelKind, excluded: set[str], enough: int = 8
+    ) -> dict[str, tuple[AgentEntry, str]]:
+        """The cheapest `enough` live sellers offering inference on a model of `kind`: address → (entry, model id).
+        Pages through the registry until that many are found, so cards of other kinds ranked first cannot hide
+        them."""
         found: dict[str, tuple[AgentEntry, str]] = {}
-        for entry in page.results:
+        async for entry in self.settlement.cards("seller", "inference"):
+            if len(found) >= enough:
+                break
             if entry.card.address in excluded:
                 continue
             offers = []

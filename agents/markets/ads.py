@@ -73,9 +73,9 @@ class AdsMarket(Market):
     name: ClassVar[str] = "ads"
     section: ClassVar[type[BaseModel]] = AdsSection
     # Payees are fresh keys, roots commit to fresh secrets, and Groth16 proofs are randomised (zero knowledge):
-    # their calldata, and so the relay's gas, vary by a few units from run to run.
+    # the calldata of roots and claims, and so their gas, vary by a few units from run to run.
     varying: ClassVar[frozenset[str]] = frozenset({"payees", "roots", "relay"})
-    varying_gas: ClassVar[frozenset[str]] = frozenset({"claimMany"})
+    varying_gas: ClassVar[frozenset[str]] = frozenset({"claimMany", "publishRoot"})
 
     def participants(self, section: AdsSection, seed: int) -> list[Participant]:
         """Advertisers (funded with their budgets), the shop, the relay, and users (funded for their purchases)."""
