@@ -196,6 +196,12 @@ def demo(
         list[str] | None,
         typer.Option(help="With --hosts: the address host i binds (repeat; cycled), e.g. 127.0.0.2 127.0.0.3."),
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="With --hosts: `local` child processes, or `ray` actors on a Ray cluster.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="With --engine ray: the cluster's head (host:port); default: a local Ray.")
+    ] = None,
 ) -> None:
     """Run an economy scenario (a YAML file or an embedded scenario's name) on a fresh local chain with the
     registry and every agent, then write the report. With --serve, watch it live in the dashboard."""
@@ -207,13 +213,23 @@ def demo(
         for name, description in embedded_scenarios().items():
             console.print(f"{name:<12} {description}", highlight=False)
         return
-    if host_address and not hosts:
-        raise ValueError("--host-address places agent hosts: use it with --hosts N")
-    from marketplace.sim.hosts import DEFAULT_ADDRESSES, Placement
+    if (host_address or engine != "local") and not hosts:
+        raise ValueError("--host-address and --engine place agent hosts: use them with --hosts N")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"--engine is `local` or `ray`, not {engine!r}")
+    if address is not None and engine != "ray":
+        raise ValueError("--address names a Ray cluster: use it with --engine ray")
+    from agents.host import HostLauncher
+    from marketplace.sim.hosts import DEFAULT_ADDRESSES, Placement, start_hosts
     from marketplace.sim.runner import ServeOptions, run_demo
 
     options = ServeOptions(port=port) if serve else None
-    placement = Placement(hosts=hosts, addresses=tuple(host_address or DEFAULT_ADDRESSES))
+    launcher: HostLauncher = start_hosts
+    if engine == "ray":
+        from marketplace.sim.ray_hosts import ray_launcher
+
+        launcher = ray_launcher(address)
+    placement = Placement(hosts=hosts, addresses=tuple(host_address or DEFAULT_ADDRESSES), launcher=launcher)
     run_demo(scenario, out, console, frozenset(processes or ()), options, placement)
     if serve:
         console.print("stopped: agents, registry, dashboard and chain")

@@ -79,9 +79,11 @@ def _agora(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
-def test_demoCommand_withHosts_runsAndReports(tmp_path: Path) -> None:
+def test_demoCommand_withRayHosts_runsAndReports(tmp_path: Path) -> None:
+    """The CLI places two hosts as actors of a local Ray instance (the local-process launcher is the crash test's)."""
     out = tmp_path / "report"
-    result = _agora(["demo", "assistant", "--hosts", "2", "--host-address", "127.0.0.2", "--out", str(out)], tmp_path)
+    args = ["demo", "assistant", "--hosts", "2", "--host-address", "127.0.0.2", "--engine", "ray", "--out", str(out)]
+    result = _agora(args, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads((out / "report.json").read_text())["conservation_ok"] is True
 
@@ -89,4 +91,10 @@ def test_demoCommand_withHosts_runsAndReports(tmp_path: Path) -> None:
 def test_demoCommand_hostAddressWithoutHosts_oneLine(tmp_path: Path) -> None:
     result = _agora(["demo", "--host-address", "127.0.0.2"], tmp_path)
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: --host-address places agent hosts: use it with --hosts N"
+    assert result.stderr.strip() == "error: --host-address and --engine place agent hosts: use them with --hosts N"
+
+
+def test_demoCommand_addressWithoutRay_oneLine(tmp_path: Path) -> None:
+    result = _agora(["demo", "--hosts", "2", "--address", "10.0.0.1:6379"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --address names a Ray cluster: use it with --engine ray"
