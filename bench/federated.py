@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from agents.offload import configure_offload, offload, shutdown_offload, warm_up
+from agents.offload import OFFLOAD_ENV, configure_offload, offload, shutdown_offload, warm_up
 from marketplace.chain import local_chain
 from marketplace.chain.federated import FederatedRewardsClient, FederatedTerms, RewardTree
 from marketplace.chain.token import TokenClient
@@ -201,8 +201,12 @@ def write_results(table: str, command: str, load: float, workers: int) -> None:
             "## Federated round: 100 clients, DP-SGD + secure aggregation (bench/federated.py)",
             "",
             f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, 2 cores, load average {load:.1f} at start).",
-            f"The simulated clients' work runs in batches on the offload pool ({workers} spawned workers, 1 torch",
-            "thread each); the model is the default two-tower recommender; each client holds 64 events. Baseline:",
+            f"The simulated clients' work runs in batches on the offload pool ({workers} spawned workers, 1 torch"
+            if workers
+            else "Everything runs in this process (1 torch thread), the offload pool made inline by the environment",
+            "thread each); the model is the default two-tower recommender; each client holds 64 events. Baseline:"
+            if workers
+            else "variable; the model is the default two-tower recommender; each client holds 64 events. Baseline:",
             "the same local steps without DP, averaged in the clear, in the same run. Both rounds' training is",
             "timed in this process and on the pool; for each the faster counts.",
             "",
@@ -267,7 +271,9 @@ def main() -> None:
     table, load = asyncio.run(run(args))
     print(table)
     if not args.no_write:
-        write_results(table, "python bench/federated.py " + " ".join(sys.argv[1:]), load, args.workers)
+        kind = os.environ.get(OFFLOAD_ENV)
+        command = (f"{OFFLOAD_ENV}={kind} " if kind else "") + "python bench/federated.py " + " ".join(sys.argv[1:])
+        write_results(table, command.strip(), load, args.workers if kind in (None, "process") else 0)
 
 
 if __name__ == "__main__":
