@@ -48,11 +48,11 @@ refuses settings under which a sum could overflow.
 
 Every step is a method taking and returning plain values (bytes, ints, uint32 numpy arrays, frozen dataclasses),
 and `ClientRound`/`ServerRound` keep only such values, so a step can run in another thread or process. Cost is
-dominated by pycryptodome's pure-Python Shamir, which works on 16-byte secrets: each client makes 3 splits (one
-for `b`, two for `s_sk`; about 2.5 ms each at k=20, t=11), and the server makes one combine of t shares (about
-8 ms at t=11) per survivor and two per dropped client with a surviving neighbour. A 100-client round with k=20,
-t=11, 5 dropouts and 70,000 parameters takes about 2.5 s on one core: some 0.8 s of splits, 0.9 s of combines and
-0.3 s of ChaCha20 masks.
+dominated by pycryptodome's pure-Python Shamir, which works on 16-byte secrets: each client makes 2 splits (of `b`
+and of the `s_sk` seed; about 3 ms each at k=20, t=11), and the server makes one combine of t shares (about 10 ms
+at t=11) per survivor and per dropped client with a surviving neighbour. A 100-client round with k=20, t=11,
+5 dropouts and 70,000 parameters costs about 2.4 s of CPU: some 0.7 s of splits, 1.0 s of combines and 0.5 s of
+ChaCha20 masks (`SecretShares.chunks` lets the combines run in parallel workers).
 """
 
 from __future__ import annotations
