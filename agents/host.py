@@ -334,9 +334,12 @@ async def spawn_host(plan: HostPlan, ready_within: float = 300.0) -> HostProcess
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, PLAN_ENV: plan.to_json()},
     )
     assert process.stdout is not None
+    assert process.stdin is not None
+    # The plan (seeds included) goes down the pipe as the first line: never on the command line, and not in
+    # the environment, whose strings are capped at 128 KiB (a plan of a few hundred agents is larger).
+    process.stdin.write(plan.to_json().encode() + b"\n")
     seen: list[str] = []
     try:
         async with asyncio.timeout(ready_within):
@@ -354,19 +357,21 @@ async def spawn_host(plan: HostPlan, ready_within: float = 300.0) -> HostProcess
         raise
 
 
-PLAN_ENV = "AGORA_HOST_PLAN"
 STOPPED = "AGORA-STOPPED "
+MAX_PLAN_BYTES = 256 * 2**20
+"""The longest plan line a host process reads."""
 
 
 async def _main() -> None:
     loop = asyncio.get_running_loop()
-    commands = asyncio.StreamReader()
+    commands = asyncio.StreamReader(limit=MAX_PLAN_BYTES)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
-    await serve_plan(HostPlan.from_json(os.environ.pop(PLAN_ENV)), commands)
+    plan = HostPlan.from_json((await commands.readline()).decode())
+    await serve_plan(plan, commands)
 
 
 def main() -> None:
-    """Entry point of `python -m agents.host` (the plan comes in AGORA_HOST_PLAN)."""
+    """Entry point of `python -m agents.host` (the plan comes as the first line on stdin, commands after it)."""
     if os.environ.get(LOOPBACK_ONLY_ENV) == "1":
         allow_loopback_only()
     uvloop.run(_main())

@@ -173,3 +173,19 @@ async def test_agents_not_built_for_the_host_are_refused(make_agent: Make, tmp_p
         await duplicate.stop()  # refused, never started: the caller still owns it
     finally:
         await server.stop()
+
+
+async def test_plans_larger_than_an_environment_string_reach_the_host(
+    asker: tuple[AgoraAgent, StaticResolver], tmp_path: Path
+) -> None:
+    """A plan of a few hundred agents is larger than the 128 KiB an environment string may hold."""
+    agent, directory = asker
+    (member,) = _plan(tmp_path, ["a"], {}).agents
+    bulky = HostedAgent(member.factory, member.settings, {"padding": "x" * 300_000})
+    host = await spawn_host(HostPlan(agents=[bulky], peers={agent.address: [agent.endpoint]}))
+    try:
+        address, endpoint = host.agents["a"]
+        directory.add(address, endpoint)
+        assert await _ask(agent, host, "a", "bulky") == "a:1"
+    finally:
+        await host.stop()
