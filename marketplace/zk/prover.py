@@ -1,4 +1,5 @@
-"""Groth16 proofs of the conversion circuit from a long-running node worker (tools/zk/prover.js + snarkjs).
+"""Groth16 proofs of the conversion circuit from a long-running worker: node + snarkjs (tools/zk/prover.js), or,
+optionally, groth16py's arkworks prover (marketplace/zk/arkworks.py) speaking the same protocol.
 
 The worker loads the circuit's wasm and zkey once; the async client talks to it over pipes, so proving never
 blocks the event loop. The same worker verifies proofs off chain (for validators) against the verifying key.
@@ -9,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from marketplace.paths import project_root
 from marketplace.zk.artifacts import CircuitArtifacts
@@ -90,9 +92,14 @@ STREAM_LIMIT = 1 << 20
 class Prover:
     """Async client of one prover worker; requests are served one at a time, in order."""
 
-    def __init__(self, artifacts: CircuitArtifacts, *, node: str = "node") -> None:
+    def __init__(
+        self, artifacts: CircuitArtifacts, *, node: str = "node", backend: Literal["snarkjs", "arkworks"] = "snarkjs"
+    ) -> None:
         self._artifacts = artifacts
         self._node = node
+        self.backend = backend
+        """`snarkjs` (the node worker, tools/zk/prover.js) or `arkworks` (groth16py, marketplace/zk/arkworks.py):
+        the same protocol, proofs the same verifier accepts."""
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self._next_id = 0
@@ -106,14 +113,14 @@ class Prover:
         """Spawn the worker and wait until it has loaded the circuit."""
         if self.running:
             return
-        script = project_root() / WORKER_SCRIPT
         a = self._artifacts
+        if self.backend == "arkworks":
+            source = project_root() / "contracts" / "circuits" / "conversion.circom"
+            command = [sys.executable, "-m", "marketplace.zk.arkworks", str(a.zkey), str(source), str(a.vkey)]
+        else:
+            command = [self._node, str(project_root() / WORKER_SCRIPT), str(a.wasm), str(a.zkey), str(a.vkey)]
         self._process = await asyncio.create_subprocess_exec(
-            self._node,
-            str(script),
-            str(a.wasm),
-            str(a.zkey),
-            str(a.vkey),
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
