@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.capabilities.ads.common import PROVER_ENV, LazyProver
 from marketplace.chain import ChainConnection
 from marketplace.zk import ConversionSecret, MerkleTree, Prover, WitnessError, address_to_field, circuit_inputs
 from marketplace.zk.arkworks import ethereum_proof, snarkjs_proof
@@ -60,3 +61,15 @@ async def test_arkworksProof_acceptedByTheDeployedSolidityVerifier(
     assert await conn.call(verifier.functions.verifyProof(a, b, c, list(proof.public_signals))) is True
     wrong = [*proof.public_signals[:3], proof.public_signals[3] + 1]
     assert await conn.call(verifier.functions.verifyProof(a, b, c, wrong)) is False
+
+
+async def test_agentsProverChoice_arkworksOrSnarkjs_elseOneLineError(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PROVER_ENV, "arkworks")
+    lazy = LazyProver()
+    try:
+        assert (await lazy.get()).backend == "arkworks"
+    finally:
+        await lazy.stop()
+    monkeypatch.setenv(PROVER_ENV, "bellman")
+    with pytest.raises(ValueError, match="AGORA_PROVER is `snarkjs` or `arkworks`, not 'bellman'"):
+        await LazyProver().get()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 from agents.mods import Rejected
 from agents.offload import offload
@@ -55,6 +57,10 @@ def tree_path(leaves: Sequence[int], leaf: int) -> MerkleProof:
     return tree.proof(tree.index_of(leaf))
 
 
+PROVER_ENV = "AGORA_PROVER"
+"""`snarkjs` (default: the node worker) or `arkworks` (groth16py): which prover worker agents start."""
+
+
 class LazyProver:
     """One prover worker for an agent, started on first use (the cached circuit build) and stopped on demand."""
 
@@ -64,7 +70,11 @@ class LazyProver:
     async def get(self) -> Prover:
         """The running worker (started now if needed)."""
         if self._prover is None or not self._prover.running:
-            self._prover = Prover(await offload(ensure_built))
+            chosen = os.environ.get(PROVER_ENV, "snarkjs")
+            if chosen not in ("snarkjs", "arkworks"):
+                raise ValueError(f"{PROVER_ENV} is `snarkjs` or `arkworks`, not {chosen!r}")
+            backend: Literal["snarkjs", "arkworks"] = "arkworks" if chosen == "arkworks" else "snarkjs"
+            self._prover = Prover(await offload(ensure_built), backend=backend)
             await self._prover.start()
         return self._prover
 
