@@ -148,6 +148,16 @@ def _row(figure: Figure, baseline: Figure | None) -> str:
     )
 
 
+def _marginal(figures: list[Figure]) -> list[str]:
+    """Memory each further agent costs on hosts: the slope between the two largest runs (the hosts' own
+    interpreters, torch and web3 included once, drop out)."""
+    if len(figures) < 2:
+        return []
+    small, large = sorted(figures, key=lambda f: f.agents)[-2:]
+    slope = (large.memory - small.memory) / max(large.agents - small.agents, 1) / 2**20
+    return [f"Each further agent on the hosts costs {slope:.1f} MB (slope between the two largest runs).", ""]
+
+
 def plot(figures: list[Figure], baseline: Figure, path: Path) -> None:
     """Wall time and memory against agents, the one-process baseline marked."""
     import matplotlib
@@ -204,6 +214,7 @@ def main() -> None:
         _row(baseline, None),
         *(_row(figure, baseline) for figure in figures),
         "",
+        *_marginal(figures),
         "![scale](scale.png)",
     ]
     if not args.no_write:
