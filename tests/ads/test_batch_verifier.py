@@ -6,12 +6,13 @@ nullifier), reverts with InvalidProof naming that claim."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from eth_account import Account
 
-from marketplace.chain import CampaignTerms, ChainConnection, ConversionClaim
+from marketplace.chain import CampaignTerms, ChainConnection, ConversionClaim, LocalChain
 from marketplace.paths import project_root
 from marketplace.zk import FIELD, ConversionSecret, MerkleTree, Prover, circuit_inputs
 from marketplace.zk.batch import LIBRARY, VERIFIER, library_source
@@ -19,8 +20,24 @@ from marketplace.zk.build import ensure_built
 from tests.contracts import conftest as contracts
 from tests.contracts.conftest import AGT, Actors, block_time, clients_for, expect_revert
 
-actors, chain = contracts.actors, contracts.chain
-"""The contracts suite's funded actors (alice advertiser, bob merchant, outsider relay), rolled back per test."""
+chain = contracts.chain
+"""The session chain rolled back after each test (it funds `actors` below first)."""
+
+
+@pytest.fixture(scope="module")
+def actors(session_chain: LocalChain) -> Iterator[Actors]:
+    """The contracts suite's funded actors (alice advertiser, bob merchant, outsider relay), for this module only:
+    funded here and rolled back when the module is done. (The contracts package's own `actors` fixture is
+    package-scoped; imported into another package it would outlive that package and leak its stakes into every
+    later test of the session.)"""
+    snapshot = session_chain.snapshot()
+    a = session_chain.accounts
+    cast = Actors(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])
+    asyncio.run(contracts._fund(session_chain, cast))
+    yield cast
+    session_chain.revert(snapshot)
+
+
 CAMPAIGN = 1
 PAYOUT = AGT
 

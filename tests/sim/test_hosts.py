@@ -79,10 +79,10 @@ def _agora(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
-def test_demoCommand_withRayHosts_runsAndReports(tmp_path: Path) -> None:
-    """The CLI places two hosts as actors of a local Ray instance (the local-process launcher is the crash test's)."""
+def test_demoCommand_withHosts_runsAndReports(tmp_path: Path) -> None:
+    """The CLI deals the agents over two host processes (Ray placement: tests/sim/test_ray_hosts.py)."""
     out = tmp_path / "report"
-    args = ["demo", "assistant", "--hosts", "2", "--host-address", "127.0.0.2", "--engine", "ray", "--out", str(out)]
+    args = ["demo", "assistant", "--hosts", "2", "--host-address", "127.0.0.2", "--out", str(out)]
     result = _agora(args, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads((out / "report.json").read_text())["conservation_ok"] is True

@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,12 @@ def _fund(node: AnvilNode, address: str) -> None:
     """Send the deployer 10 ETH from anvil's first dev account (a real transfer on that chain)."""
     tx = {"from": dev_account(0).address, "to": address, "value": hex(10 * 10**18)}
     tx_hash = rpc_call(node.rpc_url, "eth_sendTransaction", [tx])
-    receipt = rpc_call(node.rpc_url, "eth_getTransactionReceipt", [tx_hash])
+    receipt = None
+    for _ in range(300):  # anvil mines at once, but answers the receipt a moment later on a busy machine
+        receipt = rpc_call(node.rpc_url, "eth_getTransactionReceipt", [tx_hash])
+        if receipt is not None:
+            break
+        time.sleep(0.1)
     assert isinstance(receipt, dict)
     assert receipt["status"] == "0x1"
 
