@@ -44,6 +44,7 @@ from agents.process import (
     load_factory,
     settings_from_json,
     settings_to_json,
+    stop_child,
 )
 from agents.resolver import StaticResolver
 from agents.settings import AgentSettings
@@ -305,16 +306,7 @@ class HostProcess:
 
     async def stop(self, wait: float = 15.0) -> int:
         """SIGTERM the host and wait (SIGKILL after `wait` s); returns the exit code."""
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), wait)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._drain
-        return int(self.process.returncode or 0)
+        return await stop_child(self.process, self._drain, wait)
 
     async def kill(self) -> None:
         """SIGKILL the host (a crash: nothing is stopped cleanly)."""

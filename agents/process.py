@@ -97,16 +97,21 @@ class AgentProcess:
 
     async def stop(self, wait: float = 10.0) -> int:
         """SIGTERM the child and wait for it (SIGKILL after `wait` seconds); returns the exit code."""
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), wait)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._drain
-        return int(self.process.returncode or 0)
+        return await stop_child(self.process, self._drain, wait)
+
+
+async def stop_child(process: asyncio.subprocess.Process, drain: asyncio.Task[None], wait: float) -> int:
+    """SIGTERM a child and wait for it (SIGKILL after `wait` s), then let its output reader finish; the exit code."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), wait)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+    with contextlib.suppress(asyncio.CancelledError):
+        await drain
+    return int(process.returncode or 0)
 
 
 async def spawn_agent(

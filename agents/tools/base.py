@@ -7,6 +7,7 @@ records nothing but the transcript entry. Tools never take or return key materia
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -125,7 +126,7 @@ FAILURES: tuple[type[Exception], ...] = (
 """What a capability raises when an action fails; a tool reports it as `error[failed]` instead of raising."""
 
 
-class Toolkit:
+class Toolkit(ABC):
     """A set of tools over one agent's capabilities, logging every call to the agent's transcript."""
 
     def __init__(self, agent: AgoraAgent, guard: MandateGuard | None = None) -> None:
@@ -133,9 +134,9 @@ class Toolkit:
         self.guard = guard
         self.transcript = Transcript(agent)
 
+    @abstractmethod
     def tools(self) -> list[BaseTool]:
         """The toolkit's tools (each subclass lists its own)."""
-        raise NotImplementedError
 
     def report(self) -> ToolReport:
         """The transcript and the spend against the mandate (for an operator command or the economy report)."""

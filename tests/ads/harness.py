@@ -140,8 +140,8 @@ class MarketRun:
         return True
 
     async def kill(self, name: str) -> None:
-        """No faults in these runs."""
-        raise NotImplementedError
+        """These runs inject no faults: a phase that asks for one is a bug in the test."""
+        raise AssertionError(f"the ads harness kills nobody, yet a phase asked to kill {name}")
 
     def faults(self, phase: str) -> list[str]:
         """No faults in these runs."""
