@@ -179,6 +179,11 @@ class ChannelPayee(Capability):
         if record.closing:
             raise Rejected(ErrorCode.REJECTED, "channel is about to expire and was claimed: open a new one")
         price = await self.price_of(sender, record.model_chain_id)
+        # Read the book again after the last await: a voucher handled concurrently may have moved it, and from here
+        # to the write below nothing awaits, so two vouchers can never both be credited against the same total.
+        record = self.channels.get(msg.channel_id)
+        if record is None or record.closed or record.closing:
+            raise Rejected(ErrorCode.REJECTED, "channel closed or claimed while this voucher was checked")
         increase = msg.cumulative_amount - record.cumulative
         if msg.nonce != record.nonce:
             raise Rejected(ErrorCode.REJECTED, f"voucher nonce {msg.nonce}, channel nonce {record.nonce}")

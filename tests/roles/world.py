@@ -183,10 +183,15 @@ class World:
         if tokens:
             await TokenClient(self.conn).transfer(account, tokens)
 
-    async def role(self, module: ModuleType, name: str, tokens: int = 0, **options: Any) -> AgoraAgent:
-        """Build a role with `module.build` (seed and data dir fixed by `name`), fund it and start it."""
+    async def role(
+        self, module: ModuleType, name: str, tokens: int = 0, concurrent: bool = False, **options: Any
+    ) -> AgoraAgent:
+        """Build a role with `module.build` (seed and data dir fixed by `name`), fund it and start it; `concurrent`:
+        its handlers run as concurrent tasks (as in scenarios with `concurrency` above 1)."""
         seed = f"role-test:{name}"
-        settings = AgentSettings(name=name, seed=seed, data_dir=self.workdir / "agents" / name)
+        settings = AgentSettings(
+            name=name, seed=seed, data_dir=self.workdir / "agents" / name, concurrent_handlers=concurrent
+        )
         agent: AgoraAgent = module.build(settings, AgentDeps(wallet=Wallet.from_seed(seed)), self.options(**options))
         logging.getLogger(name).setLevel(logging.WARNING)
         await self.fund(agent.keys.eth_address, tokens)
@@ -204,9 +209,11 @@ class World:
         """Send a control command as the operator; its typed result."""
         return await call(self.operator, agent.address, command, args or Empty(), wait=180)
 
-    async def seller_with_model(self, module: ModuleType, name: str = "seller", **options: Any) -> AgoraAgent:
+    async def seller_with_model(
+        self, module: ModuleType, name: str = "seller", concurrent: bool = False, **options: Any
+    ) -> AgoraAgent:
         """A started seller serving the small classifier, its card in the registry."""
-        seller = await self.role(module, name, **options)
+        seller = await self.role(module, name, concurrent=concurrent, **options)
         await self.call(seller, BUILD_MODELS, BuildModels(models=[CLASSIFIER], world_seed=7))
         await self.call(seller, PUBLISH_CARD)
         return seller
