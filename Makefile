@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER := $(CURDIR)/.agora/ape
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap contracts zk demo test test-only lint fmt bench clean slither browser
+.PHONY: help bootstrap contracts zk demo scale test test-only lint fmt bench clean slither browser
 
 help:  ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ contracts: bootstrap  ## Compile the Solidity contracts with Ape (offline).
 
 demo: bootstrap contracts  ## Run the scripted economy on a fresh local chain.
 	$(BIN)/agora demo
+
+scale: bootstrap contracts  ## The 1,000-agent `scale` economy on 4 agent hosts, its registry on a throwaway PostgreSQL.
+	tools/postgres.sh run -- bash -c '$(BIN)/agora demo scale --hosts 4 --registry-db "$$AGORA_POSTGRES_URL" --out reports/scale'
 
 CHROMIUM := /usr/bin/chromium
 

@@ -424,6 +424,7 @@ class AgoraAgent(Agent):  # type: ignore[misc]  # uagents is untyped
         info: MsgInfo | None = await dispatcher.wait_for_response(self.address, destination, session, wait)
         if info is None:
             raise TimeoutError(f"no reply from {destination[:16]}… within {wait} s")
+        self._metrics.replies += 1
         reply = types[info.schema_digest].parse_raw(info.message)
         if isinstance(reply, ErrorReply):
             raise RemoteError(reply)

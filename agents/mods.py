@@ -82,6 +82,8 @@ class Metrics:
     handled: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     handler_seconds: float = 0.0
+    replies: int = 0
+    """Replies to this agent's own requests that arrived in time (they resolve a wait; no handler runs)."""
 
 
 class ReplayLedger:

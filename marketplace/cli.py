@@ -202,6 +202,14 @@ def demo(
     address: Annotated[
         str | None, typer.Option(help="With --engine ray: the cluster's head (host:port); default: a local Ray.")
     ] = None,
+    registry_db: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AGORA_REGISTRY_DB",
+            help="A PostgreSQL server (postgresql+asyncpg://user@host:port/db) for the run's registry: the run "
+            "creates a database of its own there and drops it afterwards. Default: SQLite in the run's folder.",
+        ),
+    ] = None,
 ) -> None:
     """Run an economy scenario (a YAML file or an embedded scenario's name) on a fresh local chain with the
     registry and every agent, then write the report. With --serve, watch it live in the dashboard."""
@@ -219,6 +227,10 @@ def demo(
         raise ValueError(f"--engine is `local` or `ray`, not {engine!r}")
     if address is not None and engine != "ray":
         raise ValueError("--address names a Ray cluster: use it with --engine ray")
+    if registry_db is not None and serve:
+        raise ValueError("--registry-db is for the run's own registry; --serve keeps its registry in SQLite")
+    if registry_db is not None and not registry_db.startswith("postgresql"):
+        raise ValueError(f"--registry-db must be a postgresql+asyncpg:// URL, not {registry_db.split(':')[0]}:…")
     from agents.host import HostLauncher
     from marketplace.sim.hosts import DEFAULT_ADDRESSES, Placement, start_hosts
     from marketplace.sim.runner import ServeOptions, run_demo
@@ -230,7 +242,7 @@ def demo(
 
         launcher = ray_launcher(address)
     placement = Placement(hosts=hosts, addresses=tuple(host_address or DEFAULT_ADDRESSES), launcher=launcher)
-    run_demo(scenario, out, console, frozenset(processes or ()), options, placement)
+    run_demo(scenario, out, console, frozenset(processes or ()), options, placement, registry_db)
     if serve:
         console.print("stopped: agents, registry, dashboard and chain")
 

@@ -188,6 +188,23 @@ def test_demo_portWithoutServe_isOneLineError(tmp_path: Path) -> None:
     assert result.stdout == ""  # nothing started: no scenario line, no chain
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--registry-db", "sqlite:///x.db"], "error: --registry-db must be a postgresql+asyncpg:// URL, not sqlite:…"),
+        (
+            ["--serve", "--registry-db", "postgresql+asyncpg://u@127.0.0.1:1/db"],
+            "error: --registry-db is for the run's own registry; --serve keeps its registry in SQLite",
+        ),
+    ],
+)
+def test_demo_badRegistryDb_isOneLineErrorBeforeAnyChain(tmp_path: Path, flags: list[str], message: str) -> None:
+    result = run(["demo", *flags], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [message]
+    assert result.stdout == ""
+
+
 def test_demoServe_explicitPortBusy_isOneLineErrorBeforeAnyChain(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

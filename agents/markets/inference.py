@@ -48,8 +48,8 @@ class InferenceSection(_Strict):
     """The inference market of a scenario."""
 
     sellers: list[SellerSpec]
-    users: int = Field(default=10, ge=1, le=500)
-    validators: int = Field(default=3, ge=1, le=50)
+    users: int = Field(default=10, ge=1, le=10_000)
+    validators: int = Field(default=3, ge=1, le=1_000)
     calls_per_user: int = Field(default=10, ge=1, le=1_000)
     user_budget: int = Field(default=AGT, gt=0)
     """AGT (base units) each user deposits for inference."""

@@ -19,12 +19,14 @@ from pydantic import BaseModel, ConfigDict
 from agents.base import AgentDeps, AgoraAgent
 from agents.capabilities.control import Command, Control, Empty
 from agents.clock import SimulatedClock
+from agents.crypto import schema_digest
 from agents.resolver import FirstOfResolver, StaticResolver
 from agents.settings import AgentSettings
 from agents.settlement import Settlement, SettlementSettings
 from agents.wallet import Wallet
 from marketplace.registry.resolver import RegistryResolver
 from protocols.cards import AgentCard, Offering
+from protocols.control import ControlCommand
 
 
 class RoleOptions(BaseModel):
@@ -53,6 +55,14 @@ class GasUse(BaseModel):
     gas: dict[str, tuple[int, int]]
 
 
+class Traffic(BaseModel):
+    """Messages this agent took in since it started: requests its handlers ran on and replies to its own requests
+    (control commands not counted), and messages it refused."""
+
+    messages: int
+    rejected: int
+
+
 class CardPublished(BaseModel):
     """The card an agent published to the registry."""
 
@@ -67,8 +77,12 @@ class Amount(BaseModel):
 
 GAS_KEY = "role.gas_used"
 
+CONTROL_DIGEST = schema_digest(ControlCommand)
+"""Control commands from operators: left out of an agent's traffic figures (the runner's asking is not trade)."""
+
 ADVANCE_CLOCK = Command("advance_clock", Seconds, Empty)
 GAS_USED = Command("gas_used", Empty, GasUse)
+TRAFFIC = Command("traffic", Empty, Traffic)
 PUBLISH_CARD = Command("publish_card", Empty, CardPublished)
 STAKE = Command("stake", Amount, Empty)
 
@@ -148,6 +162,11 @@ def role_parts(
     async def gas(_: Empty) -> GasUse:
         return GasUse(gas=settlement.conn.gas_meter.totals())
 
+    async def traffic(_: Empty) -> Traffic:
+        metrics = agent.metrics
+        handled = sum(n for digest, n in metrics.handled.items() if digest != CONTROL_DIGEST)
+        return Traffic(messages=handled + metrics.replies, rejected=sum(metrics.rejected.values()))
+
     async def publish(_: Empty) -> CardPublished:
         return CardPublished(card=await parts.publish())
 
@@ -158,6 +177,7 @@ def role_parts(
 
     control.handle(ADVANCE_CLOCK, advance)
     control.handle(GAS_USED, gas)
+    control.handle(TRAFFIC, traffic)
     control.handle(PUBLISH_CARD, publish)
     control.handle(STAKE, stake)
 

@@ -29,13 +29,14 @@ from agents.markets.plugin import Ledger, Participant, Phase, Stage, each
 from agents.offload import OFFLOAD_ENV
 from agents.process import AgentProcess, load_factory, spawn_agent
 from agents.resolver import StaticResolver
-from agents.roles.base import ADVANCE_CLOCK, GAS_USED, PUBLISH_CARD, STAKE, Amount, Seconds
+from agents.roles.base import ADVANCE_CLOCK, GAS_USED, PUBLISH_CARD, STAKE, TRAFFIC, Amount, Seconds
 from agents.settings import AgentSettings
 from agents.wallet import Wallet
 from marketplace.chain import ChainConnection, LocalChain, TokenClient
 from marketplace.chain.node import free_port, rpc_call
 from marketplace.registry.app import RegistrySettings, create_app
 from marketplace.sim.hosts import DEFAULT_ADDRESSES, Placement, host_plans, start_hosts
+from marketplace.sim.measure import MemoryFigure, MemorySampler, PhaseThroughput, block_number, transactions_in
 from marketplace.sim.report import AgentBalance, EconomyReport, GasFigure
 from marketplace.sim.scenario import Scenario
 
@@ -84,6 +85,7 @@ class Economy:
         hosts: int = 0,
         host_addresses: Sequence[str] = DEFAULT_ADDRESSES,
         launcher: HostLauncher = start_hosts,
+        registry_database: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.chain = chain
@@ -99,6 +101,9 @@ class Economy:
         self._host_processes: list[HostHandle] = []
         self.registry_url = registry_url
         """A registry that outlives the run (`agora demo --serve`); None: the run serves its own."""
+        self.registry_database = registry_database
+        """A Postgres server (SQLAlchemy URL) the run's own registry keeps its tables on, in a database of its own
+        created for the run and dropped after it; None: a SQLite file in the run's folder."""
         self.seed = scenario.seed
         self.concurrency = scenario.concurrency
         self.current_phase = ""
@@ -114,6 +119,9 @@ class Economy:
         self._gas: dict[str, tuple[int, int]] = {}
         self._timeline: list[dict[str, int]] = []
         self._phases: list[str] = []
+        self._throughput: list[PhaseThroughput] = []
+        self._traffic_of_stopped = 0
+        """Messages handled by agents the run stopped (their counters end with them)."""
         self.conn: ChainConnection
 
     # --- the EconomyContext that phases see -------------------------------------------------------
@@ -147,6 +155,7 @@ class Economy:
         if not member.alive:
             return
         self._add_gas(await self.call(name, GAS_USED, Empty()))
+        self._traffic_of_stopped += (await self.call(name, TRAFFIC, Empty())).messages
         member.alive = False
         if member.process is not None:
             await member.process.stop()
@@ -169,15 +178,16 @@ class Economy:
         if self.registry_url is not None:
             yield self.registry_url
             return
-        settings = RegistrySettings(database_url=f"sqlite+aiosqlite:///{self.workdir / 'registry.sqlite3'}", ttl=3600)
-        runner = web.AppRunner(create_app(settings), access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            database = f"sqlite+aiosqlite:///{self.workdir / 'registry.sqlite3'}"
+            if self.registry_database is not None:
+                database = await stack.enter_async_context(fresh_database(self.registry_database))
+            runner = web.AppRunner(create_app(RegistrySettings(database_url=database, ttl=3600)), access_log=None)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
             yield f"http://127.0.0.1:{port}"
-        finally:
-            await runner.cleanup()
 
     async def _start_members(self, registry_url: str) -> None:
         manifest = self.chain.deployment.save(self.workdir / "deployment.json")
@@ -195,7 +205,9 @@ class Economy:
 
         def settings(name: str) -> AgentSettings:
             seed = f"agora-demo:{self.seed}:{name}"
-            return AgentSettings(name=name, seed=seed, data_dir=self.workdir / "agents" / name)
+            # With several agents driven at once, a seller must not serve its buyers one message at a time.
+            return AgentSettings(name=name, seed=seed, data_dir=self.workdir / "agents" / name,
+                                 concurrent_handlers=self.concurrency > 1)  # fmt: skip
 
         starting = asyncio.Semaphore(2)  # each child imports torch and web3: more at once only thrash 2 cores
 
@@ -316,54 +328,98 @@ class Economy:
         if not phase.faults_inside:
             for name in self.faults(phase.name):
                 await self.kill(name)
-        await phase.run(self)
+        async with self._measured(phase.name):
+            await phase.run(self)
+
+    async def _traffic(self) -> int:
+        """Messages every agent has handled so far (asked by control command, so from any host)."""
+        counts: list[int] = []
+
+        async def ask(name: str) -> None:
+            counts.append((await self.call(name, TRAFFIC, Empty())).messages)
+
+        await each(max(self.concurrency, 4), [n for n, m in self.members.items() if m.alive], ask)
+        return sum(counts) + self._traffic_of_stopped
+
+    @contextlib.asynccontextmanager
+    async def _measured(self, phase: str) -> AsyncIterator[None]:
+        """Record what `phase` moved: seconds, messages agents took in, paid calls, transactions on chain."""
+        rpc_url = self.chain.rpc_url
+        messages, calls, block = await self._traffic(), self.ledger.calls.get("paid", 0), await block_number(rpc_url)
+        began = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - began
+        last = await block_number(rpc_url)
+        self._throughput.append(
+            PhaseThroughput(
+                phase=phase,
+                seconds=round(seconds, 3),
+                messages=max(0, await self._traffic() - messages),  # a restarted host's agents count afresh
+                paid_calls=self.ledger.calls.get("paid", 0) - calls,
+                transactions=await transactions_in(rpc_url, block + 1, last),
+            )
+        )
+
+    async def _set_up(self, registry_url: str, token: TokenClient, started: float, timing: dict[str, float]) -> None:
+        """Start and fund every participant, publish cards, run the markets' set-up phases."""
+        await self._start_members(registry_url)
+        timing["start_seconds"] = time.perf_counter() - started
+        async with self._measured("funding"):
+            await self._fund(token)
+        # Cards go up before set-up, so agents resolve each other (a seller fetches a parent model from its
+        # creator), and again after it, listing what set-up built.
+        async with self._measured("cards"):
+            await self._each_call(list(self.members), lambda name: self.call(name, PUBLISH_CARD, Empty()))
+        for phase in self._phases_by_stage()["setup"]:
+            await self._run_phase(phase)
+        async with self._measured("cards"):
+            await self._each_call(list(self.members), lambda name: self.call(name, PUBLISH_CARD, Empty()))
 
     async def run(self) -> EconomyReport:
         """Run every phase and return the report."""
         started = time.perf_counter()
         timing: dict[str, float] = {}
         staged = self._phases_by_stage()
-        async with self.chain.connect() as conn, self._registry() as registry_url:
-            self.conn = conn
-            token = TokenClient(conn)
-            supply_before = await token.total_supply()
-            initial = await self._balances(token)
-            await self._operator.start()
-            try:
-                await self._start_members(registry_url)
-                await self._fund(token)
-                # Cards go up before set-up, so agents resolve each other (a seller fetches a parent model from its
-                # creator), and again after it, listing what set-up built.
-                await self._each_call(list(self.members), lambda name: self.call(name, PUBLISH_CARD, Empty()))
-                for phase in staged["setup"]:
-                    await self._run_phase(phase)
-                await self._each_call(list(self.members), lambda name: self.call(name, PUBLISH_CARD, Empty()))
-                start = await self._snapshot(token, "funded")
-                timing["setup_seconds"] = time.perf_counter() - started
-                for phase in staged["trade"]:
-                    await self._run_phase(phase)
-                    await self._snapshot(token, phase.name)
-                for name in self.faults("settlement"):
-                    await self.kill(name)
-                for phase in staged["settle"]:
-                    await self._run_phase(phase)
-                windows = [p.settle_window(self.scenario.markets[n]) for n, p in self.scenario.plugins.items()]
-                await self._advance(max(windows, default=0) + 60)
-                for phase in staged["after-deadlines"]:
-                    await self._run_phase(phase)
-                final = await self._snapshot(token, "settled")
-                stakes = await self._stakes()
-                alive = [name for name, member in self.members.items() if member.alive]
+        with MemorySampler() as memory:
+            async with self.chain.connect() as conn, self._registry() as registry_url:
+                self.conn = conn
+                token = TokenClient(conn)
+                supply_before = await token.total_supply()
+                initial = await self._balances(token)
+                await self._operator.start()
+                try:
+                    await self._set_up(registry_url, token, started, timing)
+                    start = await self._snapshot(token, "funded")
+                    timing["setup_seconds"] = time.perf_counter() - started
+                    for phase in staged["trade"]:
+                        await self._run_phase(phase)
+                        await self._snapshot(token, phase.name)
+                    for name in self.faults("settlement"):
+                        await self.kill(name)
+                    for phase in staged["settle"]:
+                        await self._run_phase(phase)
+                    windows = [p.settle_window(self.scenario.markets[n]) for n, p in self.scenario.plugins.items()]
+                    async with self._measured("deadlines pass"):
+                        await self._advance(max(windows, default=0) + 60)
+                    for phase in staged["after-deadlines"]:
+                        await self._run_phase(phase)
+                    final = await self._snapshot(token, "settled")
+                    stakes = await self._stakes()
+                    alive = [name for name, member in self.members.items() if member.alive]
 
-                async def tally_gas(name: str) -> None:
-                    self._add_gas(await self.call(name, GAS_USED, Empty()))
+                    async def tally_gas(name: str) -> None:
+                        self._add_gas(await self.call(name, GAS_USED, Empty()))
 
-                await self._each_call(alive, tally_gas)
-            finally:
-                await self._stop_all()
-            supply_after = await token.total_supply()
+                    await self._each_call(alive, tally_gas)
+                finally:
+                    await self._stop_all()
+                supply_after = await token.total_supply()
         timing["wall_seconds"] = time.perf_counter() - started
         report = self._report(initial, start, final, supply_before, supply_after, timing)
+        report.throughput = self._throughput
+        report.memory = MemoryFigure(
+            peak_bytes=memory.peak_agora, anvil_bytes=memory.peak_anvil, agents=len(self.members)
+        )
         for name, stake in stakes.items():
             report.balances[name].stake_after = stake
         return report
@@ -429,14 +485,40 @@ class Economy:
         )
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(server: str) -> AsyncIterator[str]:
+    """A database created on the Postgres `server` (an SQLAlchemy URL) for one run, dropped after it: a registry
+    keyed by agent address must not list the cards a previous run with the same seed left."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = make_url(server)
+    if not url.drivername.startswith("postgresql"):
+        raise ValueError(f"the registry database must be a PostgreSQL server URL, not {url.drivername}://…")
+    name = f"agora_run_{os.urandom(6).hex()}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.dispose()
+
+
 def run_economy(
     scenario: Scenario,
     workdir: Path,
     progress: Progress | None = None,
     processes: frozenset[str] = frozenset(),
     placement: Placement | None = None,
+    registry_database: str | None = None,
 ) -> EconomyReport:
-    """Start a fresh anvil with agora deployed, run the scenario on it, stop everything, return the report."""
+    """Start a fresh anvil with agora deployed, run the scenario on it, stop everything, return the report;
+    the registry keeps its tables on the Postgres server `registry_database` when given (else in SQLite)."""
     from marketplace.chain import local_chain
 
     # Torch releases the GIL in its kernels: threads keep the loop responsive without a process pool's
@@ -448,7 +530,8 @@ def run_economy(
     # hashes) and so the whole report repeat for a seed.
     with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
         report("chain", 1, 1)
-        economy = Economy(scenario, chain, workdir, progress, processes, **(placement or Placement()).economy_kwargs())
+        economy = Economy(scenario, chain, workdir, progress, processes, registry_database=registry_database,
+                          **(placement or Placement()).economy_kwargs())  # fmt: skip
         return asyncio.run(economy.run())
 
 

@@ -14,11 +14,12 @@ from rich.table import Table
 
 from agents.markets.plugin import Market, Refund, ValidationTally
 from marketplace.sim.markets import installed_markets
+from marketplace.sim.measure import MemoryFigure, PhaseThroughput
 
 AGT = 10**18
 
-TIMING_FIELDS = ("timing",)
-"""Top-level report keys that hold wall-clock figures; everything else is a function of the seed."""
+MEASURED_FIELDS = ("timing", "throughput", "memory")
+"""Top-level report keys that hold wall-clock and resource figures; everything else is a function of the seed."""
 
 
 class AgentBalance(BaseModel):
@@ -74,10 +75,13 @@ class EconomyReport(BaseModel):
     markets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Sections contributed by market plugins."""
     timing: dict[str, float] = Field(default_factory=dict)
+    throughput: list[PhaseThroughput] = Field(default_factory=list)
+    """Per phase: seconds, messages agents handled, paid calls and transactions, in run order."""
+    memory: MemoryFigure | None = None
 
     def deterministic_view(self) -> dict[str, Any]:
         """The report without wall-clock fields and what markets declare varying by design: equal for equal seeds."""
-        view = self.model_dump(mode="json", exclude=set(TIMING_FIELDS))
+        view = self.model_dump(mode="json", exclude=set(MEASURED_FIELDS))
         for name, market in _markets(self).items():
             for key in market.varying:
                 view["markets"][name].pop(key, None)
@@ -176,6 +180,21 @@ def _render_html(report: EconomyReport, plots: Mapping[str, str]) -> str:
         [(kind, state, str(n)) for kind, states in report.jobs.items() for state, n in states.items()],
         ("job kind", "final state", "count"),
     )
+    throughput = _table(
+        [
+            (f.phase, f"{f.seconds:.1f}", str(f.messages), f"{f.messages_per_second:,.0f}",
+             str(f.paid_calls), f"{f.calls_per_second:.1f}", str(f.transactions), f"{f.transactions_per_second:.1f}")
+            for f in report.throughput
+        ],
+        ("phase", "seconds", "messages", "messages/s", "paid calls", "calls/s", "transactions", "tx/s"),
+    )  # fmt: skip
+    memory = ""
+    if report.memory is not None:
+        memory = (
+            f"<p>Peak resident memory {report.memory.peak_bytes / 2**20:,.0f} MB for {report.memory.agents} agents "
+            f"({report.memory.per_agent_bytes / 2**20:.1f} MB per agent; anvil "
+            f"{report.memory.anvil_bytes / 2**20:,.0f} MB apart).</p>"
+        )
     refunds = _table(
         [(r.kind, r.payer, _agt(r.amount), r.reason) for r in report.refunds], ("kind", "payer", "AGT", "why")
     )
@@ -203,6 +222,7 @@ validator attestations: {report.validations.attestations}.</p>
 <h2>Jobs</h2>{jobs}
 <h2>Refunds</h2>{refunds}
 <h2>Gas</h2>{gas}
+<h2>Throughput</h2>{throughput}{memory}
 </body></html>
 """
 
@@ -235,6 +255,18 @@ def print_summary(report: EconomyReport, console: Console, report_dir: Path | No
     table.add_row("conservation_ok", str(report.conservation_ok))
     if "wall_seconds" in report.timing:
         table.add_row("wall time (s)", f"{report.timing['wall_seconds']:.1f}")
+    if report.memory is not None:
+        table.add_row(
+            "peak memory (MB) / per agent",
+            f"{report.memory.peak_bytes / 2**20:,.0f} / {report.memory.per_agent_bytes / 2**20:.1f}",
+        )
+    busiest = max(report.throughput, key=lambda f: f.seconds, default=None)
+    if busiest is not None:
+        table.add_row(
+            f"longest phase: {busiest.phase} (s)",
+            f"{busiest.seconds:.1f}: {busiest.messages_per_second:,.0f} msg/s, "
+            f"{busiest.calls_per_second:.1f} calls/s, {busiest.transactions_per_second:.1f} tx/s",
+        )
     console.print(table)
     if report_dir is not None:
         console.print(f"report: {report_dir / 'report.html'} (and report.json)")

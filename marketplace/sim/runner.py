@@ -77,9 +77,11 @@ def run_demo(
     processes: frozenset[str] = frozenset(),
     serve: ServeOptions | None = None,
     placement: Placement | None = None,
+    registry_database: str | None = None,
 ) -> EconomyReport | None:
     """Run one scenario end to end and write its report into out_dir; with `serve`, keep everything up for the
-    live dashboard until SIGINT/SIGTERM (then the report is None if the run was cut short)."""
+    live dashboard until SIGINT/SIGTERM (then the report is None if the run was cut short). The run's registry
+    keeps its tables on the Postgres server `registry_database` when given (not with `serve`)."""
     scenario = load_scenario(scenario_path)
     port, note = dashboard_port(serve) if serve is not None else (0, "")
     quiet_libraries()
@@ -104,7 +106,7 @@ def run_demo(
                 bars.update(tasks[phase], completed=done)
 
             if serve is None:
-                report = run_economy(scenario, workdir, progress, processes, placement)
+                report = run_economy(scenario, workdir, progress, processes, placement, registry_database)
             else:
                 url = f"http://{serve.host}:{port}/"
 

@@ -131,6 +131,20 @@ def load_scenario(path: Path | None = None) -> Scenario:
     return parse_scenario(data if data is not None else {}, str(path), default_name=path.stem)
 
 
+def scale_scenario(agents: int) -> Scenario:
+    """The embedded `scale` scenario cut to `agents` agents in all: its sellers and advertisers, one validator per
+    20 agents (at least 4), the rest users (bench/scale.py's sizes, and smaller runs of it in tests)."""
+    data = yaml.safe_load(scenario_text("scale"))
+    inference = data["markets"]["inference"]
+    others = len(inference["sellers"]) + data["markets"]["training"]["advertisers"]
+    inference["validators"] = max(4, agents // 20)
+    inference["users"] = agents - others - inference["validators"]
+    if inference["users"] < 1:
+        raise ValueError(f"{agents} agents leave no users (the scale scenario has {others} sellers and advertisers)")
+    data["name"] = f"scale-{agents}"
+    return parse_scenario(data, f"scale scenario of {agents} agents")
+
+
 def parse_scenario(data: object, source: str, default_name: str = "custom") -> Scenario:
     """Validate scenario data; every field has a default (the default scenario's markets), and a top-level
     `users: N` sets every market's users. Problems are reported together, one line each (ScenarioError)."""

@@ -112,6 +112,26 @@ def test_demo_writesReadableReport(first_run: tuple[EconomyReport, Path, str]) -
     assert report.timing["wall_seconds"] < 60
 
 
+def test_demo_reportsThroughputPerPhaseAndMemoryPerAgent(first_run: tuple[EconomyReport, Path, str]) -> None:
+    report, out, terminal = first_run
+    phases = {figure.phase: figure for figure in report.throughput}
+    assert {"funding", "cards", "models", "inference", "training", "claims", "refunds"} <= set(phases)
+    paid = report.inference_calls["paid"]
+    assert sum(f.paid_calls for f in report.throughput) == phases["inference"].paid_calls == paid
+    # A paid call is at least a voucher and a request taken in by the seller and its receipt and result by the user.
+    assert phases["inference"].messages >= 4 * report.inference_calls["paid"]
+    # Every agent's transaction happened inside a measured phase (the runner's own transfers come on top).
+    assert sum(f.transactions for f in report.throughput) >= sum(g.count for g in report.gas_used.values())
+    assert phases["funding"].transactions >= sum(1 for b in report.balances.values() if b.role != "treasury")
+    assert all(f.seconds > 0 for f in report.throughput)
+    assert report.memory is not None
+    assert report.memory.agents == len(report.balances) - 1
+    assert 100 * 2**20 < report.memory.peak_bytes < 8 * 2**30
+    assert report.memory.anvil_bytes > 0
+    assert "Throughput" in (out / "report.html").read_text()
+    assert "peak memory (MB) / per agent" in terminal
+
+
 def test_demo_validatorsInChildProcesses_sameReport(first_run: tuple[EconomyReport, Path, str], tmp_path: Path) -> None:
     """Same seed, the validators (re-execution, disputes, votes, grading) as child processes over HTTP: same report."""
     report, _, _ = first_run
