@@ -326,6 +326,7 @@ async def spawn_host(plan: HostPlan, ready_within: float = 300.0) -> HostProcess
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        limit=MAX_PLAN_BYTES,  # the READY line lists every agent: a host of a few hundred outgrows 64 KiB
     )
     assert process.stdout is not None
     assert process.stdin is not None

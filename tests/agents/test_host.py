@@ -175,6 +175,18 @@ async def test_agents_not_built_for_the_host_are_refused(make_agent: Make, tmp_p
         await server.stop()
 
 
+async def test_host_of_hundreds_of_agents_reports_every_one(tmp_path: Path) -> None:
+    """The READY line lists every agent's name, address and endpoint: for 400 agents it outgrows asyncio's
+    default 64 KiB line limit, which once failed the launch of a host of the 1,000-agent scenario."""
+    names = [f"agent-{i:03d}" for i in range(400)]
+    host = await spawn_host(_plan(tmp_path, names, {}))
+    try:
+        assert sorted(host.agents) == names
+        assert len({address for address, _ in host.agents.values()}) == 400
+    finally:
+        assert await host.stop() == 0
+
+
 async def test_plans_larger_than_an_environment_string_reach_the_host(
     asker: tuple[AgoraAgent, StaticResolver], tmp_path: Path
 ) -> None:
