@@ -39,8 +39,8 @@ contracts: bootstrap  ## Compile the Solidity contracts with Ape (offline).
 demo: bootstrap contracts  ## Run the scripted economy on a fresh local chain.
 	$(BIN)/agora demo
 
-scale: bootstrap contracts  ## The 1,000-agent `scale` economy on 4 agent hosts, its registry on a throwaway PostgreSQL.
-	tools/postgres.sh run -- bash -c '$(BIN)/agora demo scale --hosts 4 --registry-db "$$AGORA_POSTGRES_URL" --out reports/scale'
+scale: bootstrap contracts  ## The 1,000-agent `scale` economy on 2 agent hosts, its registry on a throwaway PostgreSQL.
+	tools/postgres.sh run -- bash -c '$(BIN)/agora demo scale --hosts 2 --registry-db "$$AGORA_POSTGRES_URL" --out reports/scale'
 
 CHROMIUM := /usr/bin/chromium
 

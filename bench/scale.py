@@ -127,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000], help="agents per run")
     parser.add_argument("--baseline", type=int, default=100, help="agents of the one-process baseline run")
-    parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument("--hosts", type=int, default=2)
     parser.add_argument(
         "--registry-db",
         default=os.environ.get("AGORA_POSTGRES_URL"),

@@ -202,6 +202,13 @@ def demo(
     address: Annotated[
         str | None, typer.Option(help="With --engine ray: the cluster's head (host:port); default: a local Ray.")
     ] = None,
+    runner_address: Annotated[
+        str,
+        typer.Option(
+            help="With --hosts on other machines: an address of this machine they reach; the run's chain, registry "
+            "and operator listen there (default: loopback)."
+        ),
+    ] = "127.0.0.1",
     registry_db: Annotated[
         str | None,
         typer.Option(
@@ -241,7 +248,8 @@ def demo(
         from marketplace.sim.ray_hosts import ray_launcher
 
         launcher = ray_launcher(address)
-    placement = Placement(hosts=hosts, addresses=tuple(host_address or DEFAULT_ADDRESSES), launcher=launcher)
+    addresses = tuple(host_address or DEFAULT_ADDRESSES)
+    placement = Placement(hosts=hosts, addresses=addresses, launcher=launcher, runner_address=runner_address)
     run_demo(scenario, out, console, frozenset(processes or ()), options, placement, registry_db)
     if serve:
         console.print("stopped: agents, registry, dashboard and chain")

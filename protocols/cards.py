@@ -18,6 +18,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from uagents_core.identity import Identity
 
+from protocols import signatures
+from protocols.signatures import SignatureError
+
 ROLE_PATTERN = r"^[a-z][a-z0-9-]{0,15}$"
 """A role name: lower-case slug. Roles come from installed markets (user, seller, validator, advertiser, ...)."""
 Role = Annotated[str, Field(pattern=ROLE_PATTERN)]
@@ -27,7 +30,10 @@ AGENT_ADDRESS_PATTERN = r"^agent1[02-9ac-hj-np-z]{59}$"
 """A bech32 `agent1…` address: the compressed secp256k1 public key of the agent's identity."""
 ETH_ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
-ENDPOINT_PATTERN = r"^https?://[^\s]{1,250}$"
+ENDPOINT_PATTERN = r"^https?://[!-~]{1,250}$"
+"""A URL in printable ASCII (what HTTP carries; other characters are percent-encoded). An ASCII class reads the
+same in Python's `re` and in JSON Schema's ECMA regexes; a "not whitespace" class did not (U+0085 is
+whitespace only to Python)."""
 DIGEST_PATTERN = r"^(proto:)?[0-9a-f]{64}$"
 NONCE_PATTERN = r"^[0-9a-f]{16,64}$"
 SIGNATURE_PATTERN = r"^sig1[02-9ac-hj-np-z]{40,200}$"
@@ -138,11 +144,12 @@ def write_digest(action: str, address: str, card: AgentCard | None, nonce: str, 
 
 
 def verify_digest(address: str, digest: bytes, signature: str) -> bool:
-    """Check a uAgents signature over a digest; malformed input counts as invalid."""
+    """Check a uAgents signature over a digest (in libsecp256k1); malformed input counts as invalid."""
     try:
-        return bool(Identity.verify_digest(address, digest, signature))
-    except Exception:  # ecdsa raises several types (BadSignatureError, MalformedPointError, …)
+        signatures.verify_digest(address, signature, digest)
+    except SignatureError:
         return False
+    return True
 
 
 def sign_write(

@@ -227,7 +227,7 @@ def test_demoServe_portOutOfRange_isAUsageError(tmp_path: Path) -> None:
 
 def test_demoServe_badScenario_oneLinePerProblemAndNoDashboard(tmp_path: Path) -> None:
     scenario = tmp_path / "typo.yaml"
-    scenario.write_text("users: 5000\n")
+    scenario.write_text("users: 50000\n")
     result = run(["demo", str(scenario), "--serve"], tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -235,7 +235,7 @@ def test_demoServe_badScenario_oneLinePerProblemAndNoDashboard(tmp_path: Path) -
     assert lines[0] == f"error: {scenario}: {len(lines) - 1} problems"
     paths = [line.split(":")[0].strip() for line in lines[1:]]
     assert {"markets.inference.users", "markets.federated.users"} <= set(paths)
-    assert all(line.endswith("(got 5000)") for line in lines[1:]), lines
+    assert all(line.endswith("(got 50000)") for line in lines[1:]), lines
     assert "dashboard:" not in result.stdout
     assert "Traceback" not in result.stderr
 

@@ -66,11 +66,13 @@ class LocalChain:
 
 
 @contextmanager
-def local_chain(accounts: int = 10, port: int | None = None, genesis_time: int | None = None) -> Iterator[LocalChain]:
-    """Start a fresh anvil, deploy agora with Ape, yield it, and stop the node on exit.
+def local_chain(
+    accounts: int = 10, port: int | None = None, genesis_time: int | None = None, host: str = "127.0.0.1"
+) -> Iterator[LocalChain]:
+    """Start a fresh anvil (listening on `host`), deploy agora with Ape, yield it, and stop the node on exit.
 
     With `genesis_time`, block times (and so block hashes) depend only on the transactions, not the wall clock.
     """
-    with AnvilNode(port=port, accounts=max(accounts, 2), genesis_time=genesis_time) as node:
+    with AnvilNode(port=port, accounts=max(accounts, 2), genesis_time=genesis_time, host=host) as node:
         deployment = deploy(DeploySettings(rpc_url=node.rpc_url))
         yield LocalChain(node.rpc_url, deployment, [dev_account(i) for i in range(accounts)])

@@ -27,10 +27,10 @@ class NodeError(RuntimeError):
     """The local node could not be started, reached or stopped."""
 
 
-def free_port() -> int:
-    """A loopback TCP port that is free right now."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` (default: loopback) right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -99,7 +99,8 @@ class NodeInfo:
 
 
 class AnvilNode:
-    """A fresh anvil process on loopback; use as a context manager or call start()/stop()."""
+    """A fresh anvil process on loopback (or on `host`, an address of this machine that other machines reach);
+    use as a context manager or call start()/stop()."""
 
     def __init__(
         self,
@@ -107,8 +108,10 @@ class AnvilNode:
         chain_id: int = LOCAL_CHAIN_ID,
         accounts: int = 20,
         genesis_time: int | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
-        self.port = port or free_port()
+        self.host = host
+        self.port = port or free_port(host)
         self.chain_id = chain_id
         self.accounts = accounts
         self.genesis_time = genesis_time
@@ -120,13 +123,13 @@ class AnvilNode:
     @property
     def rpc_url(self) -> str:
         """HTTP JSON-RPC endpoint of this node."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
         """The anvil command line this node runs."""
         return [
             str(require_node_bin("anvil")),
-            "--host", "127.0.0.1",
+            "--host", self.host,
             "--port", str(self.port),
             "--chain-id", str(self.chain_id),
             "--accounts", str(self.accounts),

@@ -86,6 +86,7 @@ class Economy:
         host_addresses: Sequence[str] = DEFAULT_ADDRESSES,
         launcher: HostLauncher = start_hosts,
         registry_database: str | None = None,
+        runner_address: str = "127.0.0.1",
     ) -> None:
         self.scenario = scenario
         self.chain = chain
@@ -101,6 +102,8 @@ class Economy:
         self._host_processes: list[HostHandle] = []
         self.registry_url = registry_url
         """A registry that outlives the run (`agora demo --serve`); None: the run serves its own."""
+        self.runner_address = runner_address
+        """Where the run's own registry and operator listen and are reached (the chain is started there too)."""
         self.registry_database = registry_database
         """A Postgres server (SQLAlchemy URL) the run's own registry keeps its tables on, in a database of its own
         created for the run and dropped after it; None: a SQLite file in the run's folder."""
@@ -111,10 +114,10 @@ class Economy:
         self.members: dict[str, Member] = {}
         self.log_level = logging.WARNING
         self._resolver = StaticResolver()
-        self._operator = AgoraAgent(
-            AgentSettings(name="operator", seed=f"agora-demo:{self.seed}:operator", data_dir=workdir / "operator"),
-            AgentDeps(resolver=self._resolver),
+        operator = AgentSettings(
+            name="operator", seed=f"agora-demo:{self.seed}:operator", data_dir=workdir / "operator", host=runner_address
         )
+        self._operator = AgoraAgent(operator, AgentDeps(resolver=self._resolver))
         logging.getLogger("operator").setLevel(logging.WARNING)
         self._gas: dict[str, tuple[int, int]] = {}
         self._timeline: list[dict[str, int]] = []
@@ -123,6 +126,11 @@ class Economy:
         self._traffic_of_stopped = 0
         """Messages handled by agents the run stopped (their counters end with them)."""
         self.conn: ChainConnection
+
+    @property
+    def operator_endpoint(self) -> str:
+        """Where the agents reach the runner's operator (its control commands come from there)."""
+        return str(self._operator.endpoint)
 
     # --- the EconomyContext that phases see -------------------------------------------------------
     async def call(self, name: str, command: Command[A, R], args: A, *, wait: float = 120.0) -> R:
@@ -185,9 +193,9 @@ class Economy:
             runner = web.AppRunner(create_app(RegistrySettings(database_url=database, ttl=3600)), access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
-            port = free_port()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            yield f"http://127.0.0.1:{port}"
+            port = free_port(self.runner_address)
+            await web.TCPSite(runner, self.runner_address, port).start()
+            yield f"http://{self.runner_address}:{port}"
 
     async def _start_members(self, registry_url: str) -> None:
         manifest = self.chain.deployment.save(self.workdir / "deployment.json")
@@ -528,10 +536,11 @@ def run_economy(
     report("chain", 0, 1)
     # Chain time runs from the agents' clock start, one second a block: the committee draws (seeded by block
     # hashes) and so the whole report repeat for a seed.
-    with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
+    placement = placement or Placement()
+    with local_chain(accounts=2, genesis_time=int(CLOCK_START), host=placement.runner_address) as chain:
         report("chain", 1, 1)
         economy = Economy(scenario, chain, workdir, progress, processes, registry_database=registry_database,
-                          **(placement or Placement()).economy_kwargs())  # fmt: skip
+                          **placement.economy_kwargs())  # fmt: skip
         return asyncio.run(economy.run())
 
 

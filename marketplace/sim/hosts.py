@@ -71,7 +71,19 @@ class Placement:
     hosts: int = 0
     addresses: tuple[str, ...] = DEFAULT_ADDRESSES
     launcher: HostLauncher = field(default=start_hosts)
+    runner_address: str = "127.0.0.1"
+    """Where the run's chain, registry and operator listen and are reached: loopback when every host runs on this
+    machine, else an address of this machine that the hosts' machines reach."""
+
+    def __post_init__(self) -> None:
+        if self.runner_address in ("0.0.0.0", "::", ""):  # noqa: S104 - refused, not bound
+            raise ValueError("the runner address is where hosts reach the chain and registry: name one address")
 
     def economy_kwargs(self) -> dict[str, Any]:
         """The Economy keyword arguments this placement stands for."""
-        return {"hosts": self.hosts, "host_addresses": self.addresses, "launcher": self.launcher}
+        return {
+            "hosts": self.hosts,
+            "host_addresses": self.addresses,
+            "launcher": self.launcher,
+            "runner_address": self.runner_address,
+        }

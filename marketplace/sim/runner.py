@@ -181,7 +181,7 @@ class LiveDemo:
         logging.getLogger("marketplace.registry").setLevel(logging.ERROR)
         with _stop_signals_interrupt(), contextlib.suppress(KeyboardInterrupt):
             self.progress("chain", 0, 1)
-            with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
+            with local_chain(accounts=2, genesis_time=int(CLOCK_START), host=self.placement.runner_address) as chain:
                 self.progress("chain", 1, 1)
                 try:
                     return asyncio.run(self._serve(chain, host, port, finished))

@@ -68,7 +68,7 @@ def _settings(examples: int) -> settings:
 
 
 def test_adversary_cannotTakeFromHonestBuyerSellerOrValidator(session_chain: LocalChain, tmp_path: Path) -> None:
-    counters = run_machine(session_chain, tmp_path, Adversarial, _settings(100))
+    counters = run_machine(session_chain, tmp_path, Adversarial, _settings(70))
     assert counters.steps >= 1_000, counters
     happened = counters.outcomes
     for outcome in (

@@ -12,21 +12,17 @@ from rich.console import Console
 from agents.capabilities.escrow import FundedJob
 from agents.state import Repository
 from agents.store import AgentStore
-from marketplace.sim.economy import run_economy
 from marketplace.sim.report import EconomyReport
 from marketplace.sim.runner import run_demo
-from marketplace.sim.scenario import load_scenario
+from tests.sim.conftest import DefaultRun
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.e2e]
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[EconomyReport, Path, str]:
-    """One run of the default scenario, shared by the checks below."""
-    out = tmp_path_factory.mktemp("demo")
-    terminal = io.StringIO()
-    report = run_demo(None, out, Console(file=terminal, width=140))
-    return report, out, terminal.getvalue()
+@pytest.fixture
+def first_run(default_run: DefaultRun) -> tuple[EconomyReport, Path, str]:
+    """The default scenario's run shared by tests/sim (tests/sim/conftest.py): report, its folder, terminal summary."""
+    return default_run.report, default_run.out, default_run.terminal
 
 
 def test_demo_keepsEveryTokenAccountedFor(first_run: tuple[EconomyReport, Path, str]) -> None:
@@ -139,10 +135,10 @@ def test_demo_validatorsInChildProcesses_sameReport(first_run: tuple[EconomyRepo
     assert again.deterministic_view() == report.deterministic_view()
 
 
-def test_demo_keepsEveryAgentsBlobsInItsOwnFolder(tmp_path: Path) -> None:
+def test_demo_keepsEveryAgentsBlobsInItsOwnFolder(default_run: DefaultRun) -> None:
     """No shared blob folder: weights stay with the sellers who built them, the advertiser's data with the
     advertiser, and every blob an agent holds lies under its own data folder (fetched by grant, hash-checked)."""
-    report = run_economy(load_scenario(), tmp_path)
+    report, tmp_path = default_run.report, default_run.workdir
     assert report.conservation_ok
     assert not (tmp_path / "blobs").exists()
     holders: dict[str, set[str]] = {}

@@ -4,7 +4,6 @@ HTTP: the same report as in one process, and a host that crashes mid-run comes b
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import subprocess
@@ -12,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from agents.markets.plugin import Phase
 from agents.process import LOOPBACK_ONLY_ENV
@@ -20,17 +18,20 @@ from marketplace.chain import local_chain
 from marketplace.sim.economy import CLOCK_START, Economy
 from marketplace.sim.hosts import deal
 from marketplace.sim.report import EconomyReport
-from marketplace.sim.runner import run_demo
 from marketplace.sim.scenario import load_scenario
+from tests.sim.conftest import DefaultRun
 
 pytestmark = pytest.mark.slow
 
 ADDRESSES = ("127.0.0.2", "127.0.0.3")
+RUNNER = "127.0.0.4"
+"""Where the run's chain, registry and operator listen: none of the three on the hosts' addresses or 127.0.0.1."""
 
 
-@pytest.fixture(scope="module")
-def in_process(tmp_path_factory: pytest.TempPathFactory) -> EconomyReport:
-    return run_demo(None, tmp_path_factory.mktemp("one"), Console(file=io.StringIO()))
+@pytest.fixture
+def in_process(default_run: DefaultRun) -> EconomyReport:
+    """The default scenario's report from one process (tests/sim/conftest.py)."""
+    return default_run.report
 
 
 def test_deal_spreadsRolesRoundRobin() -> None:
@@ -41,8 +42,8 @@ def test_deal_spreadsRolesRoundRobin() -> None:
 
 
 def _run(cls: type[Economy], tmp_path: Path) -> tuple[Economy, EconomyReport]:
-    with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
-        economy = cls(load_scenario(), chain, tmp_path, hosts=2, host_addresses=ADDRESSES)
+    with local_chain(accounts=2, genesis_time=int(CLOCK_START), host=RUNNER) as chain:
+        economy = cls(load_scenario(), chain, tmp_path, hosts=2, host_addresses=ADDRESSES, runner_address=RUNNER)
         return economy, asyncio.run(economy.run())
 
 
@@ -60,8 +61,9 @@ class CrashingEconomy(Economy):
 
 
 def test_economy_hostCrashesAndRestarts_nothingLost(in_process: EconomyReport, tmp_path: Path) -> None:
-    """Two hosts on distinct loopback addresses, one killed before training and started again: the same report as
-    the run in one process (balances, calls, claims, disputes, royalties, gas), every token accounted for."""
+    """Two hosts on distinct loopback addresses, the chain, registry and runner on a third, one host killed before
+    training and started again: the same report as the run in one process (balances, calls, claims, disputes,
+    royalties, gas), every token accounted for."""
     economy, report = _run(CrashingEconomy, tmp_path)
     assert isinstance(economy, CrashingEconomy)
     assert economy.crashed
@@ -71,6 +73,8 @@ def test_economy_hostCrashesAndRestarts_nothingLost(in_process: EconomyReport, t
     hosts = {name: member.host.url for name, member in economy.members.items() if member.host is not None}
     assert set(hosts) == set(economy.members)
     assert {url.split("//")[1].split(":")[0] for url in hosts.values()} == set(ADDRESSES)
+    assert economy.chain.rpc_url.startswith(f"http://{RUNNER}:")
+    assert economy.operator_endpoint.startswith(f"http://{RUNNER}:")
 
 
 def _agora(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:

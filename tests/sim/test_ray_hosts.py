@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import io
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 import ray
-from rich.console import Console
 from uagents.dispatch import dispatcher
 
 from agents.base import AgentDeps, AgoraAgent
@@ -28,9 +26,9 @@ from marketplace.chain import local_chain
 from marketplace.sim.economy import CLOCK_START, Economy
 from marketplace.sim.ray_hosts import RayHost, connect, ray_launcher
 from marketplace.sim.report import EconomyReport
-from marketplace.sim.runner import run_demo
 from marketplace.sim.scenario import load_scenario
 from protocols.jobs import InferenceRequest, InferenceResult
+from tests.sim.conftest import DefaultRun
 
 ECHO = "tests.agents.test_host:echo"  # answers with its name and how many requests its store has counted
 ADDRESSES = ("127.0.0.2", "127.0.0.3")
@@ -163,9 +161,10 @@ async def test_planBindingNoNodesAddress_refusedBeforeAnyActor(
 # --- the default economy on two hosts placed by Ray --------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def in_process(tmp_path_factory: pytest.TempPathFactory) -> EconomyReport:
-    return run_demo(None, tmp_path_factory.mktemp("one"), Console(file=io.StringIO()))
+@pytest.fixture
+def in_process(default_run: DefaultRun) -> EconomyReport:
+    """The default scenario's report from one process (tests/sim/conftest.py)."""
+    return default_run.report
 
 
 class CrashingEconomy(Economy):
@@ -181,12 +180,14 @@ class CrashingEconomy(Economy):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cls", [Economy, CrashingEconomy])
-def test_economy_onTwoRayHosts_sameReportAsInOneProcess(
-    launcher: HostLauncher, in_process: EconomyReport, tmp_path: Path, cls: type[Economy]
+def test_economy_onTwoRayHosts_hostKilledMidRun_sameReportAsInOneProcess(
+    launcher: HostLauncher, in_process: EconomyReport, tmp_path: Path
 ) -> None:
+    """Set-up, models and inference run on two Ray-placed hosts; host 1's actor is then killed and placed again
+    before training, and the run ends with the same report as the one in one process."""
     with local_chain(accounts=2, genesis_time=int(CLOCK_START)) as chain:
-        economy = cls(load_scenario(), chain, tmp_path, hosts=2, host_addresses=ADDRESSES, launcher=launcher)
+        scenario = load_scenario()
+        economy = CrashingEconomy(scenario, chain, tmp_path, hosts=2, host_addresses=ADDRESSES, launcher=launcher)
         report = asyncio.run(economy.run())
     assert report.conservation_ok
     assert report.deterministic_view() == in_process.deterministic_view()
@@ -194,4 +195,4 @@ def test_economy_onTwoRayHosts_sameReportAsInOneProcess(
     assert set(hosts) == set(economy.members)  # every participant served by a Ray-placed host
     assert all(isinstance(host, RayHost) for host in hosts.values())
     assert {host.url.split("//")[1].split(":")[0] for host in hosts.values()} == set(ADDRESSES)
-    assert getattr(economy, "crashed", True)
+    assert economy.crashed

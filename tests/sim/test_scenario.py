@@ -68,14 +68,14 @@ def test_minimalFile_usesDefaultsAndSetsEveryMarketsUsers(tmp_path: Path) -> Non
 def test_badFile_oneLinePerProblemWithItsYamlPath(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(
-        "markets:\n  inference:\n    users: 5000\n    sellers:\n      - name: s\n"
+        "markets:\n  inference:\n    users: 50000\n    sellers:\n      - name: s\n"
         "        models: [{id: a, kind: recommender, price_per_call: -1, reserve_price: 1}]\n"
     )
     with pytest.raises(ScenarioError) as caught:
         load_scenario(path)
     assert caught.value.problems == [
         "markets.inference.sellers[0].models[0].price_per_call: input should be greater than 0 (got -1)",
-        "markets.inference.users: input should be less than or equal to 500 (got 5000)",
+        "markets.inference.users: input should be less than or equal to 10000 (got 50000)",
     ]
     assert str(caught.value).startswith(f"{path}: 2 problems\n  markets.inference")
 
