@@ -295,14 +295,22 @@ class ChannelPayee(Capability):
             return await self._claim()
 
     async def _claim(self) -> list[ChannelClaimed]:
+        due = [
+            (channel_id, record)
+            for channel_id, record in self.channels.items()
+            if not (record.closed or record.signature is None or record.cumulative <= record.claimed)
+        ]
+        # One read per channel, all at once: a seller of a thousand buyers waited on each in turn (23 s).
+        states = await asyncio.gather(*(self.settlement.channels.get_channel(int(cid)) for cid, _ in due))
         pending: list[SignedVoucher] = []
-        for channel_id, record in self.channels.items():
-            if record.closed or record.signature is None or record.cumulative <= record.claimed:
+        for (channel_id, record), state in zip(due, states, strict=True):
+            if state.closed:
+                # Refunded by its sender: nothing left to claim, and it must not sink the batch.
+                closed = self.channels.get(channel_id) or record
+                closed.closed = True
+                self.channels.put(channel_id, closed)
                 continue
-            if (await self.settlement.channels.get_channel(int(channel_id))).closed:
-                record.closed = True  # refunded by its sender: nothing left to claim, and it must not sink the batch
-                self.channels.put(channel_id, record)
-                continue
+            assert record.signature is not None
             signature = bytes.fromhex(record.signature.removeprefix("0x"))
             pending.append(SignedVoucher(SignedAmount(int(channel_id), record.nonce, record.cumulative), signature))
         if not pending:
