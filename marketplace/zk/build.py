@@ -1,7 +1,8 @@
 """Build the conversion circuit and its Groth16 setup offline, cached by a hash of everything that shapes them.
 
 `python -m marketplace.zk.build` compiles contracts/circuits/conversion.circom with the circom2 wasm from
-node_modules (--O2), makes a local development powers of tau (2^13) and a Groth16 setup with snarkjs, exports
+node_modules (--O2), takes the development powers of tau (2^13) shipped in contracts/circuits/setup/ (or makes it,
+when that copy is missing or altered), makes a Groth16 setup with snarkjs, exports
 the verifying key and the Solidity verifier, and keeps all of it under `.zk-build/<key>/`; a second run with
 the same inputs returns at once. The verifier (contracts/Groth16Verifier.sol) and the verifying key
 (marketplace/zk/conversion_vkey.json) are committed; a build checks them against its own output and
@@ -126,13 +127,33 @@ def _snarkjs(*args: str | Path, cwd: Path) -> None:
     _run("node", _node_modules() / "snarkjs" / "build" / "cli.cjs", *args, cwd=cwd)
 
 
+SHIPPED_PTAU_SHA256 = "0b3addbf4dabe05b5649fef4328e5aee4ed098338f58a763d6656250411a83c3"
+"""The development powers of tau under contracts/circuits/setup/ (9 MB, shipped so a fresh clone skips the
+~2.5 min derivation): the file every derivation with this recipe and snarkjs version makes, byte for byte (two
+clean builds on different days gave this hash). Used only when its hash matches; otherwise it is derived."""
+
+
+def _shipped_ptau(name: str) -> Path | None:
+    """The shipped copy of the development ptau `name`, if there is one and it is intact."""
+    shipped = project_root() / "contracts" / "circuits" / "setup" / name
+    if shipped.exists() and _sha256_file(shipped) == SHIPPED_PTAU_SHA256:
+        return shipped
+    return None
+
+
 def _dev_ptau(log: bool) -> Path:
-    """The prepared development powers of tau, made once per snarkjs version (the slow step, ~2.5 min)."""
+    """The prepared development powers of tau: the shipped copy when intact, else made once per snarkjs version
+    (the slow step, ~2.5 min)."""
     directory = cache_root() / "ptau"
     final = directory / f"dev-bn128-{DEV_POWER}-snarkjs{_package_version('snarkjs')}-r{RECIPE_VERSION}.ptau"
     if final.exists():
         return final
     directory.mkdir(parents=True, exist_ok=True)
+    shipped = _shipped_ptau(final.name)
+    if shipped is not None:
+        _say(log, f"dev powers of tau 2^{DEV_POWER}: the shipped copy ({shipped.relative_to(project_root())})")
+        shutil.copyfile(shipped, final)
+        return final
     work = directory / f"tmp-{os.getpid()}"
     work.mkdir()
     try:

@@ -1,4 +1,4 @@
-"""The `scale` scenario cut to 200 agents on two agent hosts: users driven 24 at a time, sellers and validators
+"""The `scale` scenario cut to 120 agents on two agent hosts: users driven 24 at a time, sellers and validators
 handling messages concurrently, the registry on PostgreSQL when the run has a server (AGORA_TEST_POSTGRES_URL)."""
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def test_embedded_scale_scenario_has_a_thousand_agents_of_every_role() -> None:
     assert scenario.concurrency > 1
 
 
-def test_scale_cut_to_200_agents_on_two_hosts_conserves_and_reports_throughput(tmp_path: Path) -> None:
-    plan = scale_scenario(200)
+def test_scale_cut_to_120_agents_on_two_hosts_conserves_and_reports_throughput(tmp_path: Path) -> None:
+    plan = scale_scenario(120)
     report = run_economy(plan, tmp_path, placement=Placement(hosts=2), registry_database=POSTGRES_URL)
     users = plan.markets["inference"].users
     assert report.conservation_ok
@@ -39,7 +39,7 @@ def test_scale_cut_to_200_agents_on_two_hosts_conserves_and_reports_throughput(t
     assert inference.messages >= 4 * inference.paid_calls
     assert inference.transactions >= 2 * users  # each user approves and opens a channel
     assert report.memory is not None
-    assert report.memory.agents == 200
+    assert report.memory.agents == 120
     assert report.memory.per_agent_bytes < 32 * 2**20
 
 
