@@ -1,7 +1,7 @@
 """Build the conversion circuit and its Groth16 setup offline, cached by a hash of everything that shapes them.
 
 `python -m marketplace.zk.build` compiles contracts/circuits/conversion.circom with the circom2 wasm from
-node_modules (--O2), takes the development powers of tau (2^13) shipped in contracts/circuits/setup/ (or makes it,
+node_modules (--O2), takes the development powers of tau (2^13) shipped in marketplace/zk/setup/ (or makes it,
 when that copy is missing or altered), makes a Groth16 setup with snarkjs, exports
 the verifying key and the Solidity verifier, and keeps all of it under `.zk-build/<key>/`; a second run with
 the same inputs returns at once. The verifier (contracts/Groth16Verifier.sol) and the verifying key
@@ -128,14 +128,14 @@ def _snarkjs(*args: str | Path, cwd: Path) -> None:
 
 
 SHIPPED_PTAU_SHA256 = "0b3addbf4dabe05b5649fef4328e5aee4ed098338f58a763d6656250411a83c3"
-"""The development powers of tau under contracts/circuits/setup/ (9 MB, shipped so a fresh clone skips the
+"""The development powers of tau under marketplace/zk/setup/ (9 MB, shipped so a fresh clone skips the
 ~2.5 min derivation): the file every derivation with this recipe and snarkjs version makes, byte for byte (two
 clean builds on different days gave this hash). Used only when its hash matches; otherwise it is derived."""
 
 
 def _shipped_ptau(name: str) -> Path | None:
     """The shipped copy of the development ptau `name`, if there is one and it is intact."""
-    shipped = project_root() / "contracts" / "circuits" / "setup" / name
+    shipped = project_root() / "marketplace" / "zk" / "setup" / name
     if shipped.exists() and _sha256_file(shipped) == SHIPPED_PTAU_SHA256:
         return shipped
     return None

@@ -17,16 +17,16 @@ def _name() -> str:
 
 def test_shipped_ptau_is_the_pinned_file_for_the_installed_snarkjs() -> None:
     shipped = build._shipped_ptau(_name())
-    assert shipped is not None, "contracts/circuits/setup/ holds no intact ptau for this snarkjs version"
+    assert shipped is not None, "marketplace/zk/setup/ holds no intact ptau for this snarkjs version"
     assert build._sha256_file(shipped) == SHIPPED_PTAU_SHA256
 
 
 def test_altered_or_missing_shipped_ptau_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     name = _name()
-    original = build.project_root() / "contracts" / "circuits" / "setup" / name
+    original = build.project_root() / "marketplace" / "zk" / "setup" / name
     monkeypatch.setattr(build, "project_root", lambda: tmp_path)
     assert build._shipped_ptau(name) is None  # missing
-    copy = tmp_path / "contracts" / "circuits" / "setup" / name
+    copy = tmp_path / "marketplace" / "zk" / "setup" / name
     copy.parent.mkdir(parents=True)
     shutil.copyfile(original, copy)
     assert build._shipped_ptau(name) == copy
