@@ -59,7 +59,7 @@ fmt: bootstrap  ## Format and auto-fix.
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-zk: bootstrap  ## Build the conversion circuit and its dev trusted setup (cached in .zk-build/; minutes cold).
+zk: bootstrap  ## Build the conversion circuit and its dev trusted setup (cached in .zk-build/; ~30 s cold).
 	$(BIN)/python -m marketplace.zk.build
 
 test: bootstrap contracts zk browser lint test-only  ## Lint, types, and the whole test suite.
