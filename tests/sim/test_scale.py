@@ -71,7 +71,7 @@ def test_fresh_database_is_created_for_the_run_and_dropped_after() -> None:
 def test_fresh_database_refuses_a_server_that_is_not_postgres() -> None:
     async def attempt() -> None:
         async with fresh_database("sqlite+aiosqlite:///registry.sqlite3"):
-            pass
+            raise AssertionError("a database was made on a server that is not PostgreSQL")
 
     with pytest.raises(ValueError, match="PostgreSQL"):
         asyncio.run(attempt())
